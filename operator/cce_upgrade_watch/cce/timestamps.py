@@ -1,0 +1,76 @@
+"""Timestamps as the CCE API writes them, into timezone-aware UTC datetimes.
+
+The upgrade-workflow API prints Go's `time.Time.String()` layout
+(`2023-11-24 08:39:15.894417 +0000 UTC`, optionally followed by a monotonic
+clock reading ` m=+0.000123`); other Huawei APIs use RFC 3339. Both are accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+from cce_upgrade_watch.cce.errors import TimestampParseError
+
+_GO_LAYOUT = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
+    r" (?P<sign>[+-])(?P<hours>\d{2})(?P<minutes>\d{2})"
+    r"(?: (?P<zone>[A-Za-z0-9+-]{1,10}))?"
+    r"(?: m=[+-]\d+(?:\.\d+)?)?$"
+)
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+def _build(date: str, time: str, fraction: str | None, offset: timedelta) -> datetime:
+    microseconds = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        naive = datetime.strptime(f"{date} {time}", "%Y-%m-%d %H:%M:%S")
+        return naive.replace(microsecond=microseconds, tzinfo=timezone(offset)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise TimestampParseError(f"not a valid date or time: {date} {time}") from exc
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Parse either layout; `None` or an empty string mean absent.
+
+    Raises `TimestampParseError` for anything else.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    match = _GO_LAYOUT.match(text)
+    if match:
+        sign = -1 if match["sign"] == "-" else 1
+        hours, minutes = int(match["hours"]), int(match["minutes"])
+        if hours > 23 or minutes > 59:
+            raise TimestampParseError(f"bad zone offset in timestamp {text!r}")
+        offset = sign * timedelta(hours=hours, minutes=minutes)
+        return _build(match["date"], match["time"], match["fraction"], offset)
+    match = _RFC3339.match(text)
+    if match:
+        raw = match["offset"]
+        if raw in ("Z", "z"):
+            offset = timedelta(0)
+        else:
+            digits = raw[1:].replace(":", "")
+            hours, minutes = int(digits[:2]), int(digits[2:])
+            if hours > 23 or minutes > 59:
+                raise TimestampParseError(f"bad zone offset in timestamp {text!r}")
+            offset = (-1 if raw[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
+        return _build(match["date"], match["time"], match["fraction"], offset)
+    raise TimestampParseError(
+        f"unrecognised timestamp {text[:64]!r}: expected RFC 3339 or Go's time.Time.String() layout"
+    )
+
+
+def format_rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, seconds precision plus microseconds when present."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

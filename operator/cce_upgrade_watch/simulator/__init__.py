@@ -1,0 +1,1 @@
+"""A simulator of the CCE Autopilot upgrade-workflow API, served over real HTTP."""
