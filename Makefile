@@ -1,0 +1,48 @@
+# cce-upgrade-watch: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+N ?= 1000
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the project and its test tools
+
+cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubectl and etcd
+	hack/localcluster build
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+
+test-unit: $(STAMP) ## unit tests only (no cluster needed)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: $(STAMP) cluster-bin lint ## everything: venv, control-plane binaries, lint, all tests
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
+	$(BIN)/cce-upgrade-watch demo
+
+bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000)
+	$(BIN)/python -m benchmarks.bench --watches $(N)
+
+clean: ## remove the venv and caches (not the control-plane binaries)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
+
+.PHONY: help venv cluster-bin lint test-unit test demo bench clean
