@@ -1,15 +1,140 @@
-"""`cce-upgrade-watch run` (not implemented yet)."""
+"""`cce-upgrade-watch run`: the operator."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+
+from cce_upgrade_watch.durations import parse_duration
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns as kopf accepts them)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="watch every namespace (the default when no -n is given)",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",  # noqa: S104 (inside a Pod, scraped from outside it)
+        help="address for --metrics-port",
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument(
+        "--default-poll-interval",
+        type=parse_duration,
+        default="5m",
+        metavar="DURATION",
+        help="poll period while no upgrade runs, for watches that set none (default 5m)",
+    )
+    parser.add_argument(
+        "--default-active-poll-interval",
+        type=parse_duration,
+        default="30s",
+        metavar="DURATION",
+        help="poll period while an upgrade runs, for watches that set none (default 30s)",
+    )
+    parser.add_argument(
+        "--max-initial-delay",
+        type=parse_duration,
+        default="10s",
+        metavar="DURATION",
+        help="spread first polls after a restart over up to this long (default 10s)",
+    )
+    parser.add_argument(
+        "--secret-cache-ttl",
+        type=parse_duration,
+        default="5m",
+        metavar="DURATION",
+        help="reuse credentials read from a Secret this long (default 5m; a 401 re-reads)",
+    )
+    parser.add_argument(
+        "--cce-concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="CCE API requests in flight at once, across all watches (default 32)",
+    )
+    parser.add_argument(
+        "--cce-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="attempts per CCE request when throttled or unavailable (default 3)",
+    )
+    peering = parser.add_argument_group("high availability")
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        default=None,
+        help="coordinate with other replicas through the KopfPeering object NAME "
+        "(without it the operator runs standalone)",
+    )
+    peering.add_argument(
+        "--priority", type=int, default=0, help="peering priority; the highest one works"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
-    del args
-    print("cce-upgrade-watch run: not implemented yet")
-    return 1
+    # kopf is imported here, not at module level, so other subcommands start fast.
+    import kopf
+
+    from cce_upgrade_watch import handlers
+    from cce_upgrade_watch.config import OperatorConfig
+    from cce_upgrade_watch.metrics import OperatorMetrics
+
+    kopf.configure(
+        verbose=args.verbose,
+        debug=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    if not args.verbose:
+        # httpx logs every request at INFO: one line per poll is noise, not news.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    config = OperatorConfig(
+        default_poll_interval=args.default_poll_interval,
+        default_active_poll_interval=args.default_active_poll_interval,
+        max_initial_delay=args.max_initial_delay.total_seconds(),
+        secret_cache_ttl=args.secret_cache_ttl.total_seconds(),
+        cce_max_in_flight=args.cce_concurrency,
+        cce_max_attempts=args.cce_attempts,
+        namespaces=tuple(args.namespaces),
+    )
+    metrics = OperatorMetrics()
+    if args.metrics_port is not None:
+        metrics.serve(args.metrics_port, args.metrics_address)
+    del handlers  # imported for its registrations
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespaces,
+            namespaces=args.namespaces,
+            liveness_endpoint=args.liveness,
+            standalone=args.peering is None,
+            peering_name=args.peering,
+            priority=args.priority,
+            memo=kopf.Memo(config=config, metrics=metrics),
+        )
+    )
+    return 0

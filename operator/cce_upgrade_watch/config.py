@@ -1,0 +1,36 @@
+"""Operator-wide settings, from the `run` command line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from cce_upgrade_watch.durations import format_duration
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    #: Used for objects whose spec leaves the interval out.
+    default_poll_interval: timedelta = timedelta(minutes=5)
+    default_active_poll_interval: timedelta = timedelta(seconds=30)
+    #: After a restart, each loop waits a random time up to this before its first
+    #: poll, so a thousand watches do not hit the cloud API in the same second.
+    max_initial_delay: float = 10.0
+    #: How long a Secret's credentials are reused before the Secret is read again.
+    secret_cache_ttl: float = 300.0
+    #: CCE requests in flight at once, across all watches.
+    cce_max_in_flight: int = 32
+    cce_max_attempts: int = 3
+    namespaces: tuple[str, ...] = field(default_factory=tuple)
+
+    def with_defaults(self, spec: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The spec with the operator's interval defaults where it sets none."""
+        if not isinstance(spec, Mapping):
+            return spec
+        return {
+            "pollInterval": format_duration(self.default_poll_interval),
+            "activePollInterval": format_duration(self.default_active_poll_interval),
+            **spec,
+        }

@@ -1,0 +1,137 @@
+"""Cloud credentials from the Secret a watch names, cached so polls rarely read Secrets.
+
+A Secret holds either `accessKey` + `secretKey` (+ optional `securityToken`) or
+`token`. The operator may only `get` Secrets by name (no list/watch: least
+privilege), so it cannot be told when one changes. Instead the cache:
+- keeps a Secret for `ttl` seconds (one read per Secret per TTL, however many
+  watches share it);
+- forgets it at once when the cloud answers 401, so a rotated Secret is read
+  again and used on the very poll that found the old key revoked;
+- forgets it on an explicit poll-now request;
+- never caches "not found", so a Secret created later is picked up on the
+  next poll.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from cce_upgrade_watch.cce.auth import AkSkAuth, TokenAuth
+
+# The key names inside the Secret (names, not values).
+ACCESS_KEY = "accessKey"
+SECRET_KEY = "secretKey"  # noqa: S105
+SECURITY_TOKEN = "securityToken"  # noqa: S105
+TOKEN = "token"  # noqa: S105
+
+
+class CredentialsNotFound(Exception):
+    """The Secret or the keys it must hold are missing. The message names no value."""
+
+    reason = "CredentialsNotFound"
+
+
+@dataclass(frozen=True, repr=False)
+class CloudCredentials:
+    """Either an AK/SK pair (+ security token) or an IAM token. Never printed."""
+
+    access_key: str | None = None
+    secret_key: str | None = None
+    security_token: str | None = None
+    token: str | None = None
+
+    def __repr__(self) -> str:
+        kind = "token" if self.token else "AK/SK"
+        return f"CloudCredentials(<{kind}, hidden>)"
+
+    def auth(self, project_id: str) -> httpx.Auth:
+        if self.token:
+            return TokenAuth(self.token)
+        # from_secret_data guarantees both when there is no token.
+        assert self.access_key is not None
+        assert self.secret_key is not None
+        return AkSkAuth(self.access_key, self.secret_key, project_id, self.security_token)
+
+    @classmethod
+    def from_secret_data(cls, secret_name: str, data: Mapping[str, str]) -> CloudCredentials:
+        """Decode a Secret's `data` (base64 values) into credentials.
+
+        Raises `CredentialsNotFound` naming the missing or empty keys, never a value.
+        """
+        decoded: dict[str, str] = {}
+        for key in (ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN, TOKEN):
+            raw = data.get(key)
+            if raw is None:
+                continue
+            try:
+                value = base64.b64decode(raw, validate=True).decode().strip()
+            except (binascii.Error, UnicodeDecodeError):
+                raise CredentialsNotFound(
+                    f"Secret {secret_name!r}: key {key!r} is not valid base64-encoded UTF-8"
+                ) from None
+            if value:
+                decoded[key] = value
+        if TOKEN in decoded:
+            return cls(token=decoded[TOKEN])
+        missing = [key for key in (ACCESS_KEY, SECRET_KEY) if key not in decoded]
+        if not missing:
+            return cls(
+                access_key=decoded[ACCESS_KEY],
+                secret_key=decoded[SECRET_KEY],
+                security_token=decoded.get(SECURITY_TOKEN),
+            )
+        present = sorted(k for k in data if k not in (ACCESS_KEY, SECRET_KEY, TOKEN))
+        hint = f" (it has {', '.join(present)})" if present else ""
+        empty = [key for key in missing if key in data]
+        what = "has an empty" if empty and len(empty) == len(missing) else "lacks"
+        return_keys = " and ".join(repr(k) for k in missing)
+        raise CredentialsNotFound(
+            f"Secret {secret_name!r} {what} {return_keys}{hint}: "
+            f"set {ACCESS_KEY!r} and {SECRET_KEY!r} (optionally {SECURITY_TOKEN!r}), or {TOKEN!r}"
+        )
+
+
+#: Reads a Secret's `data` by namespace and name; returns None when it does not exist.
+SecretReader = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
+
+
+@dataclass
+class _Entry:
+    credentials: CloudCredentials
+    fetched_at: float
+
+
+@dataclass
+class CredentialsCache:
+    read_secret: SecretReader
+    ttl: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    reads: int = 0  # Secret reads made, for tests and benchmarks
+
+    async def get(self, namespace: str, name: str) -> CloudCredentials:
+        key = (namespace, name)
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() - entry.fetched_at < self.ttl:
+            return entry.credentials
+        self.reads += 1
+        data = await self.read_secret(namespace, name)
+        if data is None:
+            self._entries.pop(key, None)
+            raise CredentialsNotFound(f"Secret {name!r} not found in namespace {namespace!r}")
+        try:
+            credentials = CloudCredentials.from_secret_data(name, data)
+        except CredentialsNotFound:
+            self._entries.pop(key, None)
+            raise
+        self._entries[key] = _Entry(credentials, self.clock())
+        return credentials
+
+    def invalidate(self, namespace: str, name: str) -> None:
+        self._entries.pop((namespace, name), None)

@@ -1,0 +1,102 @@
+"""kopf registration only: start-up settings, one poll loop per object, wake-ups.
+
+Importing this module registers the handlers with kopf's default registry;
+`commands/run.py` imports it just before starting kopf. The operator's shared
+services (CCE client, Kubernetes client, credentials cache) are created in the
+start-up handler and handed to every loop through kopf's `memo`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from cce_upgrade_watch.cce.client import CceClient, RetryPolicy
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.credentials import CredentialsCache
+from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.kubeapi import KubeApi, load_client_config
+from cce_upgrade_watch.metrics import OperatorMetrics
+from cce_upgrade_watch.pollloop import PollLoop, Services
+from cce_upgrade_watch.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
+
+logger = logging.getLogger(__name__)
+
+REPORTING_COMPONENT = "cce-upgrade-watch"
+
+
+@kopf.on.startup()
+async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config
+    settings.posting.reporting_component = REPORTING_COMPONENT
+    settings.posting.event_name_prefix = "cce-upgrade-watch-"
+    # kopf's own bookkeeping goes into annotations under our prefix, never into
+    # `.status`, which belongs to the CRD's contract.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    )
+    # A dead watch connection is noticed within minutes, not hours.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    metrics: OperatorMetrics = memo.metrics
+    kube = KubeApi(load_client_config())
+    memo.kube = kube
+    memo.loops = {}
+    metrics.watch_count(lambda: len(memo.loops))
+    memo.services = Services(
+        config=config,
+        cce=CceClient(
+            max_in_flight=config.cce_max_in_flight,
+            retry=RetryPolicy(attempts=config.cce_max_attempts),
+            on_request=metrics.observe_cce_request,
+        ),
+        status_writer=kube,
+        credentials=CredentialsCache(kube.read_secret_data, ttl=config.secret_cache_ttl),
+        observer=metrics,
+    )
+
+
+@kopf.on.cleanup()
+async def stop_services(memo: kopf.Memo, **_: Any) -> None:
+    services: Services | None = memo.get("services")
+    if services is not None:
+        await services.cce.aclose()
+    kube: KubeApi | None = memo.get("kube")
+    if kube is not None:
+        kube.close()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def poll(
+    body: kopf.Body,
+    uid: str,
+    namespace: str | None,
+    name: str,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """The object's poll loop, for as long as the object exists."""
+
+    def post_event(event: Event) -> None:
+        kopf.event(body, type=str(event.type), reason=str(event.reason), message=event.message)
+
+    loop = PollLoop(body, memo.services, post_event)
+    memo.loops[uid] = loop
+    try:
+        await loop.run(stopped)
+    finally:
+        memo.loops.pop(uid, None)
+        memo.metrics.forget(namespace or "", name)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def wake_on_change(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """Raw watch events cost no API write: use them to wake a loop early."""
+    loop: PollLoop | None = memo.get("loops", {}).get(uid)
+    if loop is not None:
+        loop.notice(body)

@@ -1,0 +1,119 @@
+"""Prometheus metrics of the operator, served by prometheus-client.
+
+A registry of its own (not the global one), so tests can run several operators
+in one process and the output holds only what this operator defines.
+Per-object series are removed when their object goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from cce_upgrade_watch.cce.models import Phase, TaskStatus
+
+_KNOWN_PHASES = tuple(str(phase) for phase in Phase)
+_KNOWN_TASK_STATUSES = tuple(str(status) for status in TaskStatus)
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.cce_requests = Counter(
+            "cce_api_requests",
+            "Requests sent to the CCE API, by operation and HTTP status (or error kind).",
+            ["operation", "code"],
+            registry=self.registry,
+        )
+        self.cce_request_seconds = Histogram(
+            "cce_api_request_duration_seconds",
+            "Time taken by CCE API requests, retries counted separately.",
+            ["operation"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20),
+            registry=self.registry,
+        )
+        self.polls = Counter(
+            "cceupgradewatch_polls",
+            "Polls of the upgrade-workflow list, by result (success or the failure reason).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.workflow_phase = Gauge(
+            "cceupgradewatch_workflow_phase",
+            "1 for the current phase of the newest workflow of a watch, 0 for the others.",
+            ["namespace", "name", "phase"],
+            registry=self.registry,
+        )
+        self.task_status = Gauge(
+            "cceupgradewatch_task_status",
+            "1 for the current status of each task of the newest workflow, 0 for the others.",
+            ["namespace", "name", "task_type", "status"],
+            registry=self.registry,
+        )
+        self.watches = Gauge(
+            "cceupgradewatch_watches",
+            "CceUpgradeWatch objects this operator polls.",
+            registry=self.registry,
+        )
+        # Which label sets each object owns, so they can be removed with the object.
+        self._phase_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        self._task_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a Pod's port)
+        start_http_server(port, addr=address, registry=self.registry)
+
+    def watch_count(self, count: Callable[[], int]) -> None:
+        self.watches.set_function(count)
+
+    # -------------------------------------------------- hooks called by the operator
+
+    def observe_cce_request(self, operation: str, code: str, seconds: float) -> None:
+        self.cce_requests.labels(operation, code).inc()
+        self.cce_request_seconds.labels(operation).observe(seconds)
+
+    def poll_finished(self, result: str, seconds: float) -> None:
+        del seconds  # the request histogram already has the timing
+        self.polls.labels(result).inc()
+
+    def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        key = (namespace, name)
+        phase = status.get("phase")
+        phases = {*_KNOWN_PHASES, phase} if isinstance(phase, str) and phase else set()
+        self._replace(
+            self.workflow_phase,
+            self._phase_series,
+            key,
+            {(namespace, name, p): float(p == phase) for p in phases},
+        )
+        tasks: dict[tuple[str, ...], float] = {}
+        for point in status.get("pointStatuses") or []:
+            task_type = point.get("taskType") if isinstance(point, Mapping) else None
+            if not task_type:
+                continue
+            current = point.get("status") or ""
+            for status_value in {*_KNOWN_TASK_STATUSES, current} - {""}:
+                tasks[(namespace, name, task_type, status_value)] = float(status_value == current)
+        self._replace(self.task_status, self._task_series, key, tasks)
+
+    def forget(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._replace(self.workflow_phase, self._phase_series, key, {})
+        self._replace(self.task_status, self._task_series, key, {})
+
+    @staticmethod
+    def _replace(
+        gauge: Gauge,
+        owned: dict[tuple[str, str], set[tuple[str, ...]]],
+        key: tuple[str, str],
+        values: Mapping[tuple[str, ...], float],
+    ) -> None:
+        for stale in owned.get(key, set()) - values.keys():
+            gauge.remove(*stale)
+        for labels, value in values.items():
+            gauge.labels(*labels).set(value)
+        if values:
+            owned[key] = set(values)
+        else:
+            owned.pop(key, None)

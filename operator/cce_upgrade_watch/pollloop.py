@@ -1,0 +1,265 @@
+"""The poll loop of one CceUpgradeWatch: fetch, reconcile, write on change, sleep.
+
+This is the I/O shell around the pure core in `reconcile.py`. It knows nothing
+of kopf: `handlers.py` hands it the live object body, a way to post Events and a
+stop signal. One loop runs per object; they share the CCE client (and its
+concurrency limit), the Kubernetes client and the credentials cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cce_upgrade_watch.cce.client import CceClient
+from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
+from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.reconcile import (
+    PollFailure,
+    PollOutcome,
+    ReconcileResult,
+    WorkflowsFetched,
+    acknowledge_generation,
+    next_poll_interval,
+    reconcile,
+    status_patch,
+)
+from cce_upgrade_watch.resource import POLL_NOW_ANNOTATION
+from cce_upgrade_watch.spec import SpecError, WatchSpec, parse_watch_spec
+
+logger = logging.getLogger(__name__)
+
+
+class StatusWriter(Protocol):
+    async def patch_status(
+        self, namespace: str, name: str, status_patch: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None: ...
+
+
+class StopSignal(Protocol):
+    """What kopf's `stopped` flag offers a daemon."""
+
+    def __bool__(self) -> bool: ...
+
+    def wait(self) -> Awaitable[object]: ...
+
+
+class PollObserver(Protocol):
+    """Hooks for metrics; every method must be cheap and must not raise."""
+
+    def poll_finished(self, result: str, seconds: float) -> None: ...
+
+    def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+
+
+class _NoObserver:
+    def poll_finished(self, result: str, seconds: float) -> None:
+        pass
+
+    def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class Services:
+    """What every poll loop shares; created once at operator start-up."""
+
+    config: OperatorConfig
+    cce: CceClient
+    status_writer: StatusWriter
+    credentials: CredentialsCache
+    observer: PollObserver = _NoObserver()  # noqa: RUF009 (stateless, safe to share)
+
+
+class PollLoop:
+    """Polls one object until stopped. Wake it early with `notice(body)`."""
+
+    def __init__(
+        self,
+        body: Mapping[str, Any],
+        services: Services,
+        post_event: Callable[[Event], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._body = body  # kopf's live view: always the newest version seen by the watch
+        self._services = services
+        self._post_event = post_event
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._wake = asyncio.Event()
+        self._force_credentials_refresh = False
+        meta = body.get("metadata", {})
+        self.namespace: str = meta.get("namespace", "")
+        self.name: str = meta.get("name", "")
+        # What the object looked like at the last poll, to notice what changed since.
+        self._seen_generation: int | None = None
+        self._seen_poll_now: str | None = None
+        # The status as stored after our last write: the base the core diffs against,
+        # so an Event is derived from what is really stored, even before the watch
+        # delivers our own write back to us.
+        self._stored_status: Mapping[str, Any] | None = None
+
+    # ------------------------------------------------------------ waking up
+
+    def notice(self, body: Mapping[str, Any]) -> None:
+        """Called for every watch event of the object: wake the loop on a spec change
+        or a new poll-now annotation; ignore everything else (our own status writes)."""
+        meta = body.get("metadata", {})
+        if meta.get("generation") != self._seen_generation:
+            self._wake.set()
+        elif _poll_now(meta) != self._seen_poll_now:
+            self._force_credentials_refresh = True
+            self._wake.set()
+
+    async def _sleep(self, seconds: float, stopped: StopSignal) -> None:
+        if seconds <= 0 or self._wake.is_set():
+            return
+        wake = asyncio.ensure_future(self._wake.wait())
+        stop = asyncio.ensure_future(stopped.wait())
+        timeout = None if math.isinf(seconds) else seconds
+        try:
+            await asyncio.wait({wake, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            stop.cancel()
+
+    # ------------------------------------------------------------ the loop
+
+    async def run(self, stopped: StopSignal) -> None:
+        self._stored_status = _as_dict(self._body.get("status"))
+        if self._stored_status:  # metrics right after a restart, before any write
+            self._services.observer.status_written(self.namespace, self.name, self._stored_status)
+        await self._sleep(self._initial_delay(), stopped)
+        while not stopped:
+            started = self._clock()
+            self._wake.clear()
+            interval = await self.poll_once()
+            # Deadline from the poll's start, so the schedule does not drift by the
+            # time the poll itself took.
+            await self._sleep(started + interval - self._clock(), stopped)
+
+    def _initial_delay(self) -> float:
+        """Spread polls out after a restart; poll a new object at once."""
+        if not self._stored_status:
+            return 0.0
+        return random.uniform(0, self._services.config.max_initial_delay)
+
+    async def poll_once(self) -> float:
+        """One poll; returns the seconds to wait before the next one. Never raises
+        (except on cancellation): a failure is a status, not a crash."""
+        meta = self._body.get("metadata", {})
+        generation = int(meta.get("generation") or 0)
+        self._seen_generation = meta.get("generation")
+        self._seen_poll_now = _poll_now(meta)
+        config = self._services.config
+        try:
+            spec = parse_watch_spec(config.with_defaults(self._body.get("spec")))
+        except SpecError as exc:
+            # The CRD rejects such specs; this guards against an older CRD.
+            outcome: PollOutcome = PollFailure("InvalidSpec", str(exc))
+            await self._apply(
+                reconcile(self._stored_status, _FALLBACK_SPEC, generation, outcome, self._now())
+            )
+            return config.default_poll_interval.total_seconds()
+        if spec.suspend:
+            await self._write(acknowledge_generation(self._stored_status, generation))
+            return float("inf")  # until the spec changes again
+        started = time.perf_counter()
+        outcome = await self._fetch(spec)
+        result = "success" if isinstance(outcome, WorkflowsFetched) else outcome.reason
+        self._services.observer.poll_finished(result, time.perf_counter() - started)
+        reconciled = reconcile(self._stored_status, spec, generation, outcome, self._now())
+        await self._apply(reconciled)
+        return next_poll_interval(reconciled.status, spec).total_seconds()
+
+    async def _fetch(self, spec: WatchSpec) -> PollOutcome:
+        secret = spec.credentials_secret_ref.name
+        cache = self._services.credentials
+        if self._force_credentials_refresh:
+            cache.invalidate(self.namespace, secret)
+            self._force_credentials_refresh = False
+        for attempt in (1, 2):
+            try:
+                credentials = await cache.get(self.namespace, secret)
+                workflows = await self._services.cce.list_upgrade_workflows(
+                    spec.project_id,
+                    spec.cluster_id,
+                    auth=credentials.auth(spec.project_id),
+                    endpoint=spec.endpoint,
+                    region=spec.region,
+                )
+                return WorkflowsFetched(workflows)
+            except CredentialsNotFound as exc:
+                return PollFailure(CredentialsNotFound.reason, str(exc))
+            except CredentialsRejected as exc:
+                # Maybe the Secret was rotated and the cached key revoked: read the
+                # Secret again and retry once before reporting the key as invalid.
+                cache.invalidate(self.namespace, secret)
+                if attempt == 2:
+                    return PollFailure.from_error(exc)
+            except CceError as exc:
+                return PollFailure.from_error(exc)
+        raise AssertionError("unreachable")
+
+    async def _apply(self, reconciled: ReconcileResult) -> None:
+        if await self._write(reconciled.status):
+            for event in reconciled.events:
+                self._post_event(event)
+
+    async def _write(self, new_status: Mapping[str, Any]) -> bool:
+        """Patch the status if it changed; True when the new status is stored.
+
+        Events are posted only after their status is stored: if the write fails,
+        the next poll derives them again from the same stored status.
+        """
+        patch = status_patch(self._stored_status, new_status)
+        if patch is None:
+            return True
+        try:
+            stored = await self._services.status_writer.patch_status(
+                self.namespace, self.name, patch
+            )
+        except Exception as exc:  # the API server may be down: retry at the next poll
+            logger.warning(
+                "could not write the status of %s/%s: %s", self.namespace, self.name, exc
+            )
+            return False
+        if stored is None:  # the object was deleted meanwhile
+            return False
+        self._stored_status = dict(new_status)
+        self._services.observer.status_written(self.namespace, self.name, new_status)
+        return True
+
+    def _now(self) -> datetime:
+        return self._wall_clock()
+
+
+_FALLBACK_SPEC = parse_watch_spec(
+    {
+        "region": "placeholder",
+        "projectId": "0" * 32,
+        "clusterId": "00000000-0000-0000-0000-000000000000",
+        "credentialsSecretRef": {"name": "placeholder"},
+    }
+)
+
+
+def _poll_now(meta: Mapping[str, Any]) -> str | None:
+    annotations = meta.get("annotations") or {}
+    value = annotations.get(POLL_NOW_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, Mapping) else None
