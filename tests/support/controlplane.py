@@ -15,6 +15,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCALCLUSTER = REPO_ROOT / "hack" / "localcluster"
+#: The user name of `operator.kubeconfig` (see hack/localcluster).
+OPERATOR_USER = "cce-upgrade-watch-operator"
 
 
 class KubectlError(AssertionError):
@@ -41,6 +43,28 @@ class ControlPlane:
     @property
     def kubeconfig(self) -> Path:
         return self.directory / "kubeconfig"
+
+    @property
+    def operator_kubeconfig(self) -> Path:
+        """An admin-equivalent identity of its own, so the audit log tells the
+        operator's requests apart from the test's."""
+        return self.directory / "operator.kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.directory / "logs" / "audit.log"
+
+    def audit_events(self, user: str = OPERATOR_USER) -> list[dict[str, Any]]:
+        """Write requests (anything but get/list/watch) made by `user`, oldest first."""
+        if not self.audit_log.exists():
+            return []
+        events = []
+        with self.audit_log.open() as log:
+            for line in log:
+                event = json.loads(line)
+                if event.get("user", {}).get("username") == user:
+                    events.append(event)
+        return events
 
     @classmethod
     def start(cls, directory: Path, bin_dir: Path) -> ControlPlane:
