@@ -1,8 +1,13 @@
 """Timestamps as the CCE API writes them, into timezone-aware UTC datetimes.
 
-The upgrade-workflow API prints Go's `time.Time.String()` layout
-(`2023-11-24 08:39:15.894417 +0000 UTC`, optionally followed by a monotonic
-clock reading ` m=+0.000123`); other Huawei APIs use RFC 3339. Both are accepted.
+The upgrade-workflow API prints Go's `time.Time.String()` layout,
+`2006-01-02 15:04:05.999999999 -0700 MST`: 0 to 9 fraction digits (trailing
+zeros trimmed), any zone abbreviation (`UTC`, `CST`, or `+08` for zones without
+one), optionally followed by a monotonic clock reading (` m=+0.000123001`) when
+the server stringified `time.Now()`. Other Huawei APIs use RFC 3339
+(`2018-09-05T01:10:59Z`). Both are accepted. A timestamp without any offset
+(`2020-01-04T09:05:22.701000`, seen in some Huawei APIs) is read as UTC, the
+zone Huawei's servers report in. Precision beyond microseconds is dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ _GO_LAYOUT = re.compile(
 )
 _RFC3339 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:?\d{2})$"
+    r"(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?$"
 )
 
 
@@ -54,7 +59,7 @@ def parse_timestamp(value: str | None) -> datetime | None:
     match = _RFC3339.match(text)
     if match:
         raw = match["offset"]
-        if raw in ("Z", "z"):
+        if raw is None or raw in ("Z", "z"):
             offset = timedelta(0)
         else:
             digits = raw[1:].replace(":", "")

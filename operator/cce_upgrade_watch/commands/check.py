@@ -1,15 +1,218 @@
-"""`cce-upgrade-watch check` (not implemented yet)."""
+"""`cce-upgrade-watch check`: query a cluster's upgrade workflows once and print them.
+
+A quick way to test credentials, region and ids before writing a
+`CceUpgradeWatch`, and to see what the operator will see: `-o json` prints each
+workflow in exactly the shape the object's status uses.
+
+Exit codes: 0 ok, 2 usage, 3 credentials rejected or missing, 4 cluster not
+found, 5 any other API failure. Errors go to stderr as one line quoting the
+CCE error code, its message and the request id; never a credential.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from cce_upgrade_watch.cce.auth import AkSkAuth, TokenAuth
+from cce_upgrade_watch.cce.client import CceClient
+from cce_upgrade_watch.cce.endpoints import resolve_endpoint
+from cce_upgrade_watch.cce.errors import (
+    CceError,
+    ClusterNotFound,
+    CredentialsMissing,
+    CredentialsRejected,
+    EndpointError,
+)
+from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.cce.views import sort_newest_first, workflow_to_status_dict
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CREDENTIALS = 3
+EXIT_NOT_FOUND = 4
+EXIT_API_FAILURE = 5
+
+ENV_ACCESS_KEY = "CLOUD_SDK_AK"
+ENV_SECRET_KEY = "CLOUD_SDK_SK"  # noqa: S105 (a variable name)
+ENV_SECURITY_TOKEN = "CLOUD_SDK_SECURITY_TOKEN"  # noqa: S105 (a variable name)
+ENV_TOKEN = "CCE_AUTH_TOKEN"  # noqa: S105 (a variable name)
+
+_EPILOG = f"""\
+credentials (from the environment, as in the official SDK samples):
+  {ENV_ACCESS_KEY}, {ENV_SECRET_KEY}   an access key pair (AK/SK signing)
+  {ENV_SECURITY_TOKEN}      with temporary AK/SK only
+  {ENV_TOKEN}                an IAM token instead (used when no AK/SK is set)
+
+exit codes: 0 ok, 2 usage, 3 credentials rejected or missing,
+            4 cluster not found, 5 any other API failure
+"""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 600 seconds")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--region", help="Huawei Cloud region, e.g. ap-southeast-1")
+    where.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="endpoint override (https://, or http:// to a loopback host only)",
+    )
+    parser.add_argument("--project-id", required=True, help="project id (32 hex characters)")
+    parser.add_argument("--cluster-id", required=True, help="cluster id (a UUID)")
+    parser.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="output format"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="seconds to wait for each answer (default 15; connecting waits at most 5)",
+    )
+
+
+def credentials_from_env(env: Mapping[str, str], project_id: str) -> httpx.Auth:
+    """AK/SK when either key is set, else a token; `CredentialsMissing` if neither."""
+    access_key, secret_key = env.get(ENV_ACCESS_KEY, ""), env.get(ENV_SECRET_KEY, "")
+    if access_key.strip() or secret_key.strip():
+        if not access_key.strip():
+            raise CredentialsMissing(f"{ENV_SECRET_KEY} is set but {ENV_ACCESS_KEY} is not")
+        if not secret_key.strip():
+            raise CredentialsMissing(f"{ENV_ACCESS_KEY} is set but {ENV_SECRET_KEY} is not")
+        return AkSkAuth(access_key, secret_key, project_id, env.get(ENV_SECURITY_TOKEN) or None)
+    token = env.get(ENV_TOKEN, "")
+    if token.strip():
+        return TokenAuth(token)
+    raise CredentialsMissing(
+        f"no credentials: set {ENV_ACCESS_KEY} and {ENV_SECRET_KEY} "
+        f"(plus {ENV_SECURITY_TOKEN} for temporary keys), or {ENV_TOKEN}"
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
-    del args
-    print("cce-upgrade-watch check: not implemented yet")
-    return 1
+    if not args.project_id.strip() or not args.cluster_id.strip():
+        return _fail("--project-id and --cluster-id must not be empty", EXIT_USAGE)
+    try:
+        endpoint = resolve_endpoint(region=args.region, endpoint=args.endpoint)
+    except EndpointError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        auth = credentials_from_env(os.environ, args.project_id)
+    except CredentialsMissing as exc:
+        return _fail(str(exc), EXIT_CREDENTIALS)
+
+    client = CceClient(
+        timeout=httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)), max_in_flight=1
+    )
+    try:
+        workflows = asyncio.run(
+            _fetch(client, args.project_id, args.cluster_id, endpoint=endpoint, auth=auth)
+        )
+    except CredentialsRejected as exc:
+        return _fail(str(exc), EXIT_CREDENTIALS)
+    except ClusterNotFound as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND)
+    except CceError as exc:
+        return _fail(str(exc), EXIT_API_FAILURE)
+
+    newest_first = sort_newest_first(workflows)
+    if args.output == "json":
+        text = render_json(newest_first) + "\n"
+    else:
+        text = render_table(newest_first, cluster_id=args.cluster_id)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left early (`check | head`): not an error. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+async def _fetch(
+    client: CceClient, project_id: str, cluster_id: str, *, endpoint: str, auth: httpx.Auth
+) -> list[UpgradeWorkflow]:
+    async with client:
+        return await client.list_upgrade_workflows(
+            project_id, cluster_id, endpoint=endpoint, auth=auth
+        )
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"cce-upgrade-watch check: error: {message}", file=sys.stderr)
+    return code
+
+
+def render_json(workflows: Sequence[UpgradeWorkflow]) -> str:
+    """`{"workflows": [...]}` in the status shape, in the order given."""
+    return json.dumps({"workflows": [workflow_to_status_dict(w) for w in workflows]}, indent=2)
+
+
+def render_table(workflows: Sequence[UpgradeWorkflow], *, cluster_id: str) -> str:
+    """A human summary: per workflow its phase, versions and times, then one row per task."""
+    if not workflows:
+        return f"Cluster {cluster_id} has no upgrade workflows.\n"
+    count = f"{len(workflows)} upgrade workflow" + ("s, newest first" if len(workflows) > 1 else "")
+    lines = [f"Cluster {cluster_id}: {count}"]
+    for workflow in workflows:
+        lines.append("")
+        lines.extend(_workflow_block(workflow_to_status_dict(workflow)))
+    return "\n".join(lines) + "\n"
+
+
+def _workflow_block(status: Mapping[str, object]) -> list[str]:
+    versions = f"{status.get('clusterVersion', '?')} -> {status.get('targetVersion', '?')}"
+    lines = [
+        f"Workflow {status.get('workflowID', '(no id)')}",
+        f"  Phase:    {status.get('phase', '-')}",
+        f"  Versions: {versions}",
+        f"  Created:  {status.get('createdAt', '-')}",
+        f"  Updated:  {status.get('updatedAt', '-')}",
+    ]
+    path = ", ".join(_edge(line) for line in _dicts(status.get("lineStatuses")))
+    if path:
+        lines.append(f"  Path:     {path}")
+    points = _dicts(status.get("pointStatuses"))
+    if points:
+        header = ("TASK", "STATUS", "STARTED", "ENDED", "EXPIRES", "TASK ID")
+        keys = ("taskType", "status", "startTimeStamp", "endTimeStamp", "expireTimeStamp", "taskID")
+        rows = [header, *(tuple(str(p.get(k, "-")) for k in keys) for p in points)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines.append("")
+        for row in rows:
+            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def _edge(line: Mapping[str, object]) -> str:
+    start = _dicts([line.get("startPoint")])
+    end = _dicts([line.get("endPoint")])
+    text = (
+        f"{start[0].get('taskType', '?') if start else '?'} -> "
+        f"{end[0].get('taskType', '?') if end else '?'}"
+    )
+    return text + (" (critical)" if line.get("critical") is True else "")
+
+
+def _dicts(value: object) -> list[Mapping[str, object]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []

@@ -1,0 +1,442 @@
+"""`CceClient`: the one HTTP client the whole process uses to call CCE.
+
+Create it once (at operator startup) and share it: it owns a single
+`httpx.AsyncClient`, so connections are pooled and kept alive across every
+watched cluster of the same region, and one semaphore bounds the requests in
+flight for all callers together. Credentials and endpoint are per call,
+because every watched object has its own.
+
+Failures become the typed exceptions of `errors.py`. GET requests are retried
+when throttled or when the API is unavailable, with exponential backoff and
+full jitter, honouring `Retry-After`; other methods are never retried, since
+the first attempt may have taken effect. When the server asks for a longer
+wait than the policy allows, the error is raised at once with `retry_after` so
+the caller can schedule its next poll instead of blocking a slot.
+
+Metrics are recorded through the optional `on_request` hook, so this module
+needs no metrics library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+
+from cce_upgrade_watch import __version__
+from cce_upgrade_watch.cce.auth import redact
+from cce_upgrade_watch.cce.endpoints import resolve_endpoint
+from cce_upgrade_watch.cce.errors import (
+    ApiUnavailable,
+    CceApiError,
+    ClusterNotFound,
+    CredentialsRejected,
+    Forbidden,
+    InvalidResponse,
+    RequestRejected,
+    Throttled,
+    WorkflowParseError,
+)
+from cce_upgrade_watch.cce.models import UpgradeWorkflow, parse_workflow_list
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"cce-upgrade-watch/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+DEFAULT_MAX_IN_FLIGHT = 32
+
+#: Called once per HTTP attempt: (operation, status, seconds). `status` is the
+#: HTTP status code as a string, or "timeout" / "network" when no answer came.
+RequestObserver = Callable[[str, str, float], None]
+
+LIST_WORKFLOWS = "list upgrade workflows"
+CREATE_WORKFLOW = "create upgrade workflow"
+CANCEL_WORKFLOW = "cancel upgrade workflow"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How GET requests are retried when throttled or when the API is unavailable.
+
+    The n-th retry waits a uniformly random time in [0, min(max_delay,
+    base_delay * 2**(n-1))] ("full jitter", so many clients retrying together
+    spread out), or the server's `Retry-After` when that is longer. A
+    `Retry-After` beyond `max_delay` ends the retries at once.
+    """
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("delays must not be negative")
+
+    def backoff(self, retry: int, uniform: Callable[[float, float], float]) -> float:
+        """The jittered delay before retry number `retry` (1-based)."""
+        return uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+
+
+def workflows_path(project_id: str, cluster_id: str) -> str:
+    """The URL path of a cluster's upgrade-workflow collection."""
+    if not project_id or not cluster_id:
+        raise ValueError("project_id and cluster_id must not be empty")
+    # Quoted with nothing safe: an id must not be able to add path segments.
+    return (
+        f"/autopilot/v3/projects/{quote(project_id, safe='')}"
+        f"/clusters/{quote(cluster_id, safe='')}/operation/upgradeworkflows"
+    )
+
+
+class CceClient:
+    """Calls the CCE Autopilot upgrade-workflow API; safe to share between tasks.
+
+    Use as `async with CceClient() as client: ...`, or call `aclose()`.
+    `transport` is for tests and special networking only.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        retry: RetryPolicy | None = None,
+        on_request: RequestObserver | None = None,
+        user_agent: str = USER_AGENT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            # As many connections as requests may be in flight, all kept alive.
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            ),
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._retry = retry or RetryPolicy()
+        self._on_request = on_request
+        self._sleep = sleep
+        self._uniform = uniform
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def list_upgrade_workflows(
+        self,
+        project_id: str,
+        cluster_id: str,
+        *,
+        auth: httpx.Auth,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> list[UpgradeWorkflow]:
+        """Every upgrade workflow the cluster has had, in the order the API sent them.
+
+        `endpoint` (an override) wins over `region`; one of them is required.
+        Raises a `CceApiError` subclass, or `EndpointError` for a bad endpoint.
+        """
+        url = resolve_endpoint(region=region, endpoint=endpoint) + workflows_path(
+            project_id, cluster_id
+        )
+        response = await self._call(LIST_WORKFLOWS, "GET", url, auth=auth)
+        return _parse_list(LIST_WORKFLOWS, response, auth)
+
+    async def create_upgrade_workflow(
+        self,
+        project_id: str,
+        cluster_id: str,
+        *,
+        cluster_version: str,
+        target_version: str,
+        auth: httpx.Auth,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> UpgradeWorkflow:
+        """Start an upgrade workflow (POST; never retried)."""
+        url = resolve_endpoint(region=region, endpoint=endpoint) + workflows_path(
+            project_id, cluster_id
+        )
+        body = {
+            "kind": "WorkFlowTask",
+            "apiVersion": "v3",
+            "spec": {
+                "clusterID": cluster_id,
+                "clusterVersion": cluster_version,
+                "targetVersion": target_version,
+            },
+        }
+        response = await self._call(CREATE_WORKFLOW, "POST", url, auth=auth, json_body=body)
+        return _parse_one(CREATE_WORKFLOW, response, auth)
+
+    async def cancel_upgrade_workflow(
+        self,
+        project_id: str,
+        cluster_id: str,
+        workflow_id: str,
+        *,
+        auth: httpx.Auth,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> UpgradeWorkflow:
+        """Cancel a workflow (PATCH; never retried). CCE refuses while a task runs."""
+        url = (
+            resolve_endpoint(region=region, endpoint=endpoint)
+            + workflows_path(project_id, cluster_id)
+            + "/"
+            + quote(workflow_id, safe="")
+        )
+        body = {"status": {"phase": "Cancel"}}
+        response = await self._call(CANCEL_WORKFLOW, "PATCH", url, auth=auth, json_body=body)
+        return _parse_one(CANCEL_WORKFLOW, response, auth)
+
+    # -- one call, with retries -------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        auth: httpx.Auth,
+        json_body: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        retryable_method = method == "GET"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(operation, method, url, auth=auth, json_body=json_body)
+            except (Throttled, ApiUnavailable) as exc:
+                if not retryable_method or attempt >= self._retry.attempts:
+                    raise
+                delay = self._retry.backoff(attempt, self._uniform)
+                if exc.retry_after is not None:
+                    if exc.retry_after > self._retry.max_delay:
+                        raise  # the caller reschedules rather than hold on this long
+                    delay = max(delay, exc.retry_after)
+                log.info(
+                    "%s failed (%s), retry %d of %d in %.2fs",
+                    operation,
+                    exc.reason,
+                    attempt,
+                    self._retry.attempts - 1,
+                    delay,
+                )
+                await self._sleep(delay)
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        *,
+        auth: httpx.Auth,
+        json_body: dict[str, Any] | None,
+    ) -> httpx.Response:
+        # The request is built and signed inside the slot, so time spent waiting for
+        # one does not age the X-Sdk-Date the server checks.
+        async with self._in_flight:
+            request = self._http.build_request(
+                method,
+                url,
+                content=json.dumps(json_body).encode() if json_body is not None else None,
+                headers={"Content-Type": "application/json"},
+            )
+            started = time.monotonic()
+            status = "network"
+            try:
+                response = await self._http.send(request, auth=auth)
+                status = str(response.status_code)
+            except httpx.TimeoutException as exc:
+                status = "timeout"
+                raise ApiUnavailable(
+                    f"no answer in time ({type(exc).__name__})", operation=operation
+                ) from None
+            except httpx.DecodingError as exc:
+                raise InvalidResponse(
+                    f"the response could not be decoded ({type(exc).__name__})",
+                    operation=operation,
+                ) from None
+            except httpx.TransportError as exc:
+                raise ApiUnavailable(
+                    f"connection failed ({type(exc).__name__}: {redact(str(exc), auth)})",
+                    operation=operation,
+                ) from None
+            finally:
+                self._observe(operation, status, time.monotonic() - started)
+        if response.is_success:
+            return response
+        raise _error_for(operation, response, auth)
+
+    def _observe(self, operation: str, status: str, seconds: float) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(operation, status, seconds)
+        except Exception:  # a metrics bug must not fail the call
+            log.exception("the on_request hook failed")
+
+
+# -- parsing --------------------------------------------------------------------
+
+
+def _parse_list(
+    operation: str, response: httpx.Response, auth: httpx.Auth
+) -> list[UpgradeWorkflow]:
+    body = _json_or_none(response)
+    if isinstance(body, dict) and "items" not in body and _error_fields(body)[0]:
+        # A 2xx carrying an error body cannot be trusted to mean "no workflows".
+        raise _make(
+            InvalidResponse, "an error body in a success response", operation, response, auth
+        )
+    try:
+        return parse_workflow_list(response.content).items
+    except WorkflowParseError as exc:
+        raise _make(InvalidResponse, str(exc), operation, response, auth) from None
+
+
+def _parse_one(operation: str, response: httpx.Response, auth: httpx.Auth) -> UpgradeWorkflow:
+    body = _json_or_none(response)
+    if not isinstance(body, dict):
+        raise _make(InvalidResponse, "the response is not a JSON object", operation, response, auth)
+    try:
+        items = parse_workflow_list({"items": body}).items
+    except WorkflowParseError as exc:
+        raise _make(InvalidResponse, str(exc), operation, response, auth) from None
+    return items[0] if items else UpgradeWorkflow()
+
+
+# -- errors ---------------------------------------------------------------------
+
+_STATUS_ERRORS: dict[int, tuple[type[CceApiError], str]] = {
+    401: (CredentialsRejected, "credentials rejected"),
+    403: (Forbidden, "forbidden"),
+    404: (ClusterNotFound, "cluster not found"),
+    429: (Throttled, "throttled"),
+}
+
+
+def _error_for(operation: str, response: httpx.Response, auth: httpx.Auth) -> CceApiError:
+    code = response.status_code
+    if code in _STATUS_ERRORS:
+        cls, detail = _STATUS_ERRORS[code]
+    elif code >= 500 or code == 408:
+        cls, detail = ApiUnavailable, "the API is unavailable"
+    elif 400 <= code < 500:
+        cls, detail = RequestRejected, "the request was refused"
+    else:  # 1xx or 3xx: a redirect is never part of this API
+        cls, detail = InvalidResponse, "unexpected status"
+    return _make(cls, detail, operation, response, auth)
+
+
+def _make(
+    cls: type[CceApiError],
+    detail: str,
+    operation: str,
+    response: httpx.Response,
+    auth: httpx.Auth,
+) -> CceApiError:
+    error_code, error_msg, message = _error_fields(_json_or_none(response))
+
+    def scrub(text: str | None) -> str | None:
+        # The server may echo what it was sent; nothing secret leaves through its text.
+        return redact(text, auth) if text else text
+
+    return cls(
+        scrub(detail) or "",
+        operation=operation,
+        status_code=response.status_code,
+        error_code=scrub(error_code),
+        error_msg=scrub(error_msg),
+        message=scrub(message),
+        request_id=response.headers.get("X-Request-Id"),
+        retry_after=_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(error_code, error_msg, message) from either body style CCE uses.
+
+    Documented: `{"error_code", "error_msg"}`. Seen in practice: a Kubernetes
+    Status-like body with `errorCode`, `errorMessage` and `message`. IAM and the
+    API gateway nest theirs: `{"error": {"code", "message"}}`.
+    """
+    if not isinstance(body, dict):
+        return None, None, None
+    error = body.get("error")
+    nested: dict[str, Any] = error if isinstance(error, dict) else {}
+    code = (
+        _text(body.get("error_code")) or _text(body.get("errorCode")) or _text(nested.get("code"))
+    )
+    msg = (
+        _text(body.get("error_msg"))
+        or _text(body.get("errorMessage"))
+        or _text(nested.get("message"))
+    )
+    message = _text(body.get("message"))
+    if msg is None:
+        msg, message = message, None
+    return code, msg, message
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        return str(value)
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: a number of seconds, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite
+        return None
+    return max(0.0, seconds)
