@@ -1,0 +1,368 @@
+"""The pure reconcile core: (stored status, poll outcome, now) -> (new status, events).
+
+No I/O, no kopf, no Kubernetes client: the handler polls, calls `reconcile`,
+writes `status_patch(stored, result.status)` when it is not None, posts
+`result.events`, and sleeps `next_poll_interval(result.status, spec)`.
+
+Two properties the handler relies on:
+
+- Same input, same output. The new status holds no per-poll data (no "last
+  polled" time, no request id), so reconciling an unchanged world against the
+  status it produced last time gives an equal status: `status_patch` is None and
+  nothing is written. `lastChangeTime` moves only when the mirrored workflow
+  data changes, a condition's `lastTransitionTime` only when its status flips.
+- Events come from the difference between stored and new status (see
+  `events.py`), never from memory, so a restart neither repeats nor loses one.
+
+A failed poll keeps the mirrored workflow data as stored; only the conditions
+(and `observedGeneration`) change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
+
+from cce_upgrade_watch.cce.errors import CceError
+from cce_upgrade_watch.cce.models import ACTIVE_PHASES, TaskStatus, UpgradeWorkflow
+from cce_upgrade_watch.cce.views import workflow_to_status_dict
+from cce_upgrade_watch.conditions import (
+    NEEDS_A_PERSON,
+    ConditionType,
+    FailureReason,
+    WorkflowFacts,
+    derive_conditions,
+    find_condition,
+    format_condition_time,
+    render_conditions,
+)
+from cce_upgrade_watch.events import Event, events_between
+from cce_upgrade_watch.spec import WatchSpec
+
+__all__ = [
+    "OWNED_STATUS_KEYS",
+    "PollFailure",
+    "PollOutcome",
+    "ReconcileResult",
+    "WorkflowsFetched",
+    "acknowledge_generation",
+    "next_poll_interval",
+    "reconcile",
+    "status_patch",
+]
+
+#: The mirror of the current workflow; a failed poll keeps these as stored.
+_CURRENT_WORKFLOW_KEYS = (
+    "phase",
+    "clusterVersion",
+    "targetVersion",
+    "workflowID",
+    "currentTask",
+    "progress",
+    "pointStatuses",
+    "lineStatuses",
+)
+_WORKFLOW_KEYS = (*_CURRENT_WORKFLOW_KEYS, "history")
+
+#: Every `.status` key this module writes. Others (kopf's own, say) are left alone.
+OWNED_STATUS_KEYS = (*_WORKFLOW_KEYS, "lastChangeTime", "observedGeneration", "conditions")
+
+# metav1.Condition's rule for `reason`.
+_CONDITION_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
+# metav1.Condition allows 32768; the message also lands in an Event, keep it readable.
+_MAX_FAILURE_MESSAGE = 900
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# How cce.errors.CceApiError renders what changes per request.
+_PER_TRY_DETAILS = re.compile(r"\s*(\[request id [^\]]*\]|\(retry after [^)]*\))")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowsFetched:
+    """The poll worked: every workflow the cluster has (any order, maybe none)."""
+
+    workflows: Sequence[UpgradeWorkflow] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workflows", tuple(self.workflows))
+
+
+@dataclass(frozen=True, slots=True)
+class PollFailure:
+    """The poll failed: a `Synced=False` reason and a message safe to show.
+
+    Keep `message` free of per-try details (request ids, attempt counts): it is
+    stored in the status, and a message that differs on every try would make
+    every failed poll a status write.
+    """
+
+    reason: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        reason = self.reason if isinstance(self.reason, str) else ""
+        if not _CONDITION_REASON.fullmatch(reason) or len(reason) > 1024:
+            # A reason the API server would refuse must not block the status write.
+            reason = FailureReason.API_UNAVAILABLE
+        message = " ".join(str(self.message).split())
+        if len(message) > _MAX_FAILURE_MESSAGE:
+            message = message[: _MAX_FAILURE_MESSAGE - 3] + "..."
+        object.__setattr__(self, "reason", str(reason))
+        object.__setattr__(self, "message", message or f"Polling failed ({reason})")
+
+    @classmethod
+    def from_error(cls, error: CceError) -> PollFailure:
+        """The failure a CCE client error stands for: its `reason`, and its message
+        without the parts that differ on every try (request id, retry delay)."""
+        message = _PER_TRY_DETAILS.sub("", str(error))
+        return cls(reason=error.reason, message=message)
+
+    @property
+    def needs_a_person(self) -> bool:
+        """True when retrying cannot help (credentials, permissions, no such cluster)."""
+        return self.reason in NEEDS_A_PERSON
+
+
+PollOutcome: TypeAlias = WorkflowsFetched | PollFailure
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    """The status to store (only `OWNED_STATUS_KEYS`) and the Events to post, in order."""
+
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+def reconcile(
+    stored_status: Mapping[str, Any] | None,
+    spec: WatchSpec,
+    generation: int,
+    outcome: PollOutcome,
+    now: datetime,
+) -> ReconcileResult:
+    """Compute the new status and the Events due, from the stored status and a poll.
+
+    `stored_status` is the object's `.status` as read (kopf's `status`, or None);
+    `now` is when the poll finished (naive means UTC). Never raises for any stored
+    status: junk the API server holds is ignored or replaced.
+    """
+    stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
+    now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    observed_history: list[dict[str, Any]] | None = None
+    if isinstance(outcome, WorkflowsFetched):
+        newest_first = sorted(outcome.workflows, key=_creation_order, reverse=True)
+        workflow_part = _mirror(newest_first[0]) if newest_first else {}
+        observed_history = [_history_entry(workflow) for workflow in newest_first[1:]]
+        history = observed_history[: spec.history_limit]
+        failure = None
+    else:
+        workflow_part = _stored_workflow_part(stored)
+        history = _dicts(stored.get("history"))[: spec.history_limit]
+        failure = outcome
+    if history:
+        workflow_part["history"] = history
+
+    status = dict(workflow_part)
+    last_change = _last_change_time(stored, workflow_part, now)
+    if last_change is not None:
+        status["lastChangeTime"] = last_change
+    status["observedGeneration"] = generation
+    states = derive_conditions(
+        _facts(status),
+        failure.reason if failure is not None else None,
+        failure.message if failure is not None else "",
+    )
+    status["conditions"] = render_conditions(states, stored.get("conditions"), generation, now)
+    events = events_between(stored, status, observed_history=observed_history)
+    return ReconcileResult(status=status, events=events)
+
+
+def status_patch(
+    stored_status: Mapping[str, Any] | None, new_status: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """A JSON merge patch for `.status` turning stored into new, or None if equal.
+
+    Only `OWNED_STATUS_KEYS` are compared; a key the new status lacks is deleted
+    (`None`, as merge patch says). Lists are replaced whole, which merge patch
+    does anyway.
+    """
+    stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
+    new = _plain(new_status)
+    patch: dict[str, Any] = {}
+    for key in OWNED_STATUS_KEYS:
+        if key in new:
+            if key not in stored or stored[key] != new[key]:
+                patch[key] = new[key]
+        elif key in stored:
+            patch[key] = None
+    return patch or None
+
+
+def next_poll_interval(status: Mapping[str, Any] | None, spec: WatchSpec) -> timedelta:
+    """How long the poll loop sleeps after writing this status.
+
+    `activePollInterval` while the mirrored workflow is Init or Running, so task
+    changes show up quickly; `pollInterval` otherwise, and whenever polling
+    waits for a person (a fast retry cannot fix a wrong key).
+    """
+    status = status if isinstance(status, Mapping) else {}
+    synced = find_condition(status.get("conditions"), ConditionType.SYNCED)
+    waits_for_a_person = (
+        synced is not None
+        and synced.get("status") == "False"
+        and synced.get("reason") in NEEDS_A_PERSON
+    )
+    if waits_for_a_person:
+        return spec.poll_interval
+    if status.get("phase") in ACTIVE_PHASES:
+        return spec.active_poll_interval
+    return spec.poll_interval
+
+
+def acknowledge_generation(
+    stored_status: Mapping[str, Any] | None, generation: int
+) -> dict[str, Any]:
+    """The stored status with `observedGeneration` (its own and the conditions') set.
+
+    For a spec change that is handled without a poll, such as `suspend: true`:
+    kstatus readers (Flux, Argo CD) see InProgress until `observedGeneration`
+    catches up with `metadata.generation`. Nothing else changes, so no Event is due.
+    """
+    stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
+    status = {key: stored[key] for key in OWNED_STATUS_KEYS if key in stored}
+    status["observedGeneration"] = generation
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        status["conditions"] = [
+            {**condition, "observedGeneration": generation}
+            if isinstance(condition, dict)
+            else condition
+            for condition in conditions
+        ]
+    return status
+
+
+# ---------------------------------------------------------------- the mirror
+
+
+def _creation_order(workflow: UpgradeWorkflow) -> tuple[bool, datetime, datetime, str]:
+    # Workflows without a creation time count as the oldest; update time and uid
+    # break ties, so the API's list order never decides which workflow is current.
+    created = workflow.metadata.creation_timestamp
+    updated = workflow.metadata.update_timestamp
+    return (created is not None, created or _EPOCH, updated or _EPOCH, workflow.metadata.uid or "")
+
+
+def _mirror(workflow: UpgradeWorkflow) -> dict[str, Any]:
+    """The current workflow in the API's own field names, absent fields omitted."""
+    view = workflow_to_status_dict(workflow)
+    part = {key: view[key] for key in _MIRRORED_FIELDS if key in view}
+    points = [point for point in view.get("pointStatuses", []) if isinstance(point, dict)]
+    _put(part, "currentTask", _current_task(points))
+    if points:
+        succeeded = sum(1 for point in points if point.get("status") == TaskStatus.SUCCESS)
+        part["progress"] = f"{succeeded}/{len(points)}"
+        part["pointStatuses"] = points
+    if view.get("lineStatuses"):
+        part["lineStatuses"] = view["lineStatuses"]
+    return part
+
+
+def _history_entry(workflow: UpgradeWorkflow) -> dict[str, Any]:
+    view = workflow_to_status_dict(workflow)
+    return {key: view[key] for key in _HISTORY_FIELDS if key in view}
+
+
+_MIRRORED_FIELDS = ("phase", "clusterVersion", "targetVersion", "workflowID")
+_HISTORY_FIELDS = ("workflowID", "phase", "clusterVersion", "targetVersion", "createdAt")
+
+
+def _current_task(points: Sequence[Mapping[str, Any]]) -> str | None:
+    """The running task, else the queued one, else the failed one."""
+    for wanted in (TaskStatus.RUNNING, TaskStatus.QUEUING, TaskStatus.FAILED):
+        for point in points:
+            name = point.get("taskType") or point.get("taskID")
+            if point.get("status") == wanted and name:
+                return str(name)
+    return None
+
+
+def _facts(status: Mapping[str, Any]) -> WorkflowFacts:
+    present = any(key in status for key in _CURRENT_WORKFLOW_KEYS)
+    points = status.get("pointStatuses")
+    failed = tuple(
+        str(point.get("taskType") or point.get("taskID") or "a task")
+        for point in (points if isinstance(points, list) else [])
+        if isinstance(point, Mapping) and point.get("status") == TaskStatus.FAILED
+    )
+    return WorkflowFacts(
+        present=present,
+        phase=_text(status.get("phase")),
+        cluster_version=_text(status.get("clusterVersion")),
+        target_version=_text(status.get("targetVersion")),
+        failed_tasks=failed,
+    )
+
+
+def _last_change_time(
+    stored: Mapping[str, Any], workflow_part: Mapping[str, Any], now: datetime
+) -> str | None:
+    """`now` if the mirrored workflow data changed, else the stored time.
+
+    A history that only grew or shrank at its end (a new `historyLimit`) is no
+    change of the workflows themselves.
+    """
+    changed = any(stored.get(key) != workflow_part.get(key) for key in _CURRENT_WORKFLOW_KEYS)
+    old_history, new_history = stored.get("history"), workflow_part.get("history", [])
+    if isinstance(old_history, list):
+        common = min(len(old_history), len(new_history))
+        changed = changed or old_history[:common] != new_history[:common]
+    stored_time = stored.get("lastChangeTime")
+    if not changed and isinstance(stored_time, str) and stored_time:
+        return stored_time
+    if not changed and not workflow_part:
+        return None  # nothing mirrored yet (no workflows): nothing has changed
+    return format_condition_time(now)
+
+
+def _stored_workflow_part(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored mirror of the current workflow, minus values of the wrong type
+    (which the API server would refuse on the way back)."""
+    part: dict[str, Any] = {}
+    for key in _CURRENT_WORKFLOW_KEYS:
+        value = stored.get(key)
+        if key in ("pointStatuses", "lineStatuses"):
+            if _dicts(value):
+                part[key] = _dicts(value)
+        elif _text(value) is not None:
+            part[key] = value
+    return part
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _put(target: dict[str, Any], key: str, value: str | None) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy as plain dicts and lists (kopf hands over read-only views).
+
+    Nulls are dropped: in a stored status (and in a merge patch) null means absent.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value if item is not None]
+    return value

@@ -1,0 +1,206 @@
+"""The `CceUpgradeWatch` spec as the operator reads it.
+
+The CRD already validates every field at the API server; this model is the
+operator's own defence (an object stored before a CRD change, a test that skips
+the server) and turns the camelCase dict kopf hands over into typed values:
+durations become `timedelta`s. The rules mirror the CRD's, and every error names
+the field it is about (`spec.pollInterval: must be at least 10s`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from cce_upgrade_watch.durations import format_duration, parse_duration
+
+__all__ = [
+    "ACTIVE_POLL_INTERVAL_MIN",
+    "DEFAULT_ACTIVE_POLL_INTERVAL",
+    "DEFAULT_HISTORY_LIMIT",
+    "DEFAULT_POLL_INTERVAL",
+    "HISTORY_LIMIT_MAX",
+    "POLL_INTERVAL_MAX",
+    "POLL_INTERVAL_MIN",
+    "SecretReference",
+    "SpecError",
+    "WatchSpec",
+    "parse_watch_spec",
+]
+
+DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
+DEFAULT_ACTIVE_POLL_INTERVAL = timedelta(seconds=30)
+DEFAULT_HISTORY_LIMIT = 5
+POLL_INTERVAL_MIN = timedelta(seconds=10)
+POLL_INTERVAL_MAX = timedelta(hours=24)
+ACTIVE_POLL_INTERVAL_MIN = timedelta(seconds=5)
+HISTORY_LIMIT_MAX = 50
+
+# The same patterns as the CRD (crds/cceupgradewatches.cce.upgradewatch.io.yaml).
+_PROJECT_ID = re.compile(r"[0-9a-f]{32}")
+_CLUSTER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A DNS label: the region becomes part of the host name (cce.<region>.myhuaweicloud.com).
+_REGION = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_ENDPOINT = re.compile(r"https?://[^\s/?#@]+(/[^\s?#]*)?")
+# Plain HTTP would send signed requests and tokens in clear: only to this machine.
+_LOOPBACK_HTTP = re.compile(
+    r"http://(localhost|127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|\[::1\])(:[0-9]{1,5})?(/.*)?"
+)
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _matching(pattern: re.Pattern[str], description: str) -> Any:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {description}, got {value[:80]!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _endpoint(value: str) -> str:
+    if not _ENDPOINT.fullmatch(value):
+        raise ValueError(f"must be an https:// URL, got {value[:80]!r}")
+    if value.startswith("http://") and not _LOOPBACK_HTTP.fullmatch(value):
+        raise ValueError(
+            "plain http:// is allowed only for loopback hosts (localhost, 127.x.x.x, [::1]);"
+            " use https://"
+        )
+    return value
+
+
+def _duration(value: Any) -> Any:
+    # Strings come from the object; timedeltas from code that builds a spec directly.
+    if isinstance(value, str):
+        return parse_duration(value)
+    return value
+
+
+def _bounded(minimum: timedelta, maximum: timedelta | None = None) -> Any:
+    def check(value: timedelta) -> timedelta:
+        if value < minimum:
+            raise ValueError(f"must be at least {format_duration(minimum, compact=True)}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"must be at most {format_duration(maximum, compact=True)}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProjectId = Annotated[str, _matching(_PROJECT_ID, "32 lowercase hexadecimal characters")]
+ClusterId = Annotated[
+    str, _matching(_CLUSTER_ID, "a lowercase UUID such as 4d1ecb2c-229a-11e8-9c75-0255ac100ceb")
+]
+Region = Annotated[
+    str,
+    Field(max_length=63),
+    _matching(_REGION, "a region name such as ap-southeast-1 (lowercase letters, digits, dashes)"),
+]
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+PollInterval = Annotated[
+    timedelta, BeforeValidator(_duration), _bounded(POLL_INTERVAL_MIN, POLL_INTERVAL_MAX)
+]
+ActivePollInterval = Annotated[
+    timedelta, BeforeValidator(_duration), _bounded(ACTIVE_POLL_INTERVAL_MIN)
+]
+
+
+def _history_limit(value: int) -> int:
+    if not 0 <= value <= HISTORY_LIMIT_MAX:
+        raise ValueError(f"must be between 0 and {HISTORY_LIMIT_MAX}, got {value}")
+    return value
+
+
+HistoryLimit = Annotated[int, AfterValidator(_history_limit)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class SecretReference(_Model):
+    """A Secret in the watch's own namespace; there is no namespace field on purpose."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=253),
+        _matching(_DNS1123_SUBDOMAIN, "a DNS-1123 subdomain (a Secret name)"),
+    ]
+
+
+class WatchSpec(_Model):
+    """A validated `CceUpgradeWatch.spec`; build it with `parse_watch_spec`."""
+
+    region: Region | None = None
+    endpoint: Endpoint | None = None
+    project_id: ProjectId = Field(alias="projectId")
+    cluster_id: ClusterId = Field(alias="clusterId")
+    credentials_secret_ref: SecretReference = Field(alias="credentialsSecretRef")
+    poll_interval: PollInterval = Field(default=DEFAULT_POLL_INTERVAL, alias="pollInterval")
+    active_poll_interval: ActivePollInterval = Field(
+        default=DEFAULT_ACTIVE_POLL_INTERVAL, alias="activePollInterval"
+    )
+    suspend: bool = False
+    history_limit: HistoryLimit = Field(default=DEFAULT_HISTORY_LIMIT, alias="historyLimit")
+
+    @model_validator(mode="after")
+    def _region_or_endpoint(self) -> WatchSpec:
+        if self.region is None and self.endpoint is None:
+            raise ValueError(_REGION_OR_ENDPOINT)
+        return self
+
+
+_REGION_OR_ENDPOINT = "spec.region or spec.endpoint must be set"
+
+
+class SpecError(ValueError):
+    """The spec is invalid; `problems` lists one `spec.<field>: <what is wrong>` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def parse_watch_spec(raw: Mapping[str, Any] | None) -> WatchSpec:
+    """Validate a spec dict as kopf passes it (`spec` of the handler kwargs).
+
+    Raises `SpecError` naming every invalid field.
+    """
+    if raw is None:
+        raise SpecError(["spec: is required"])
+    if not isinstance(raw, Mapping):
+        raise SpecError([f"spec: must be an object, got {type(raw).__name__}"])
+    try:
+        return WatchSpec.model_validate(dict(raw))
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+    # Pydantic skips the whole-spec rule once a field fails; report it anyway,
+    # so one round of fixes is enough.
+    neither = raw.get("region") is None and raw.get("endpoint") is None
+    if neither and _REGION_OR_ENDPOINT not in problems:
+        problems.append(_REGION_OR_ENDPOINT)
+    raise SpecError(problems)
+
+
+def _describe(error: Any) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "missing":
+        message = "is required"
+    if not location:
+        # A whole-spec rule (region or endpoint) already names its fields.
+        return message
+    return f"spec.{location}: {message}"
