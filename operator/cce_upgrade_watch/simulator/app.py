@@ -1,0 +1,302 @@
+"""The aiohttp application: the CCE Autopilot upgrade-workflow API, as the cloud serves it.
+
+Every request to the API goes through the same steps, in the cloud's order:
+count it, apply injected faults (the gateway), authenticate and check the
+project, find the cluster, then do the operation. Every answer, errors
+included, carries an `X-Request-Id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from cce_upgrade_watch.simulator import control
+from cce_upgrade_watch.simulator.faults import Fault, FaultKind
+from cce_upgrade_watch.simulator.render import (
+    CODE_INVALID_REQUEST,
+    CODE_NOT_FOUND,
+    default_error_code,
+    error_body,
+    render_list,
+    render_workflow,
+)
+from cce_upgrade_watch.simulator.state import (
+    Cluster,
+    ConflictError,
+    ResponseStyle,
+    SimulatorState,
+    Workflow,
+)
+from cce_upgrade_watch.simulator.timeline import PHASE_CANCEL
+
+logger = logging.getLogger(__name__)
+
+STATE_KEY = web.AppKey("simulator_state", SimulatorState)
+REQUEST_ID_HEADER = "X-Request-Id"
+
+API_PREFIX = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}/operation/upgradeworkflows"
+
+# Throttling comes from the API gateway, which has its own codes.
+THROTTLE_CODE = "APIGW.0308"
+THROTTLE_MESSAGE = "The throttling threshold has been reached"
+# A body cut off mid-object: what a proxy that gave up half way sends.
+MALFORMED_BODY = b'{"kind": "List", "apiVersion": "v3", "items": [{"kind": "WorkFlowTask", "metad'
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One authenticated request to an existing cluster."""
+
+    request: web.Request
+    state: SimulatorState
+    cluster: Cluster
+    single_item: bool  # an injected fault asks for the doc's single-object `items`
+
+
+Operation = Callable[[ApiCall], Awaitable[web.Response]]
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+class ApiError(Exception):
+    """An answer with a CCE error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _error_response(
+    style: ResponseStyle,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return _json(error_body(style.error_style, status, code, message), status, headers)
+
+
+@web.middleware
+async def request_id_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = uuid.uuid4().hex
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        # Unknown paths and methods: answer like the cloud, with a JSON body.
+        state = request.app[STATE_KEY]
+        response = _error_response(
+            state.style_for(None), exc.status, default_error_code(exc.status), exc.reason
+        )
+    except Exception:
+        logger.exception("simulator bug while serving %s %s", request.method, request.path)
+        state = request.app[STATE_KEY]
+        response = _error_response(
+            state.style_for(None), 500, default_error_code(500), "internal error"
+        )
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _fault_response(
+    request: web.Request, state: SimulatorState, style: ResponseStyle, fault: Fault
+) -> web.Response:
+    if fault.kind == FaultKind.DROP:
+        # Close the socket without an answer; aiohttp discards what we return.
+        state.stats.dropped += 1
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=499)
+    if fault.kind == FaultKind.THROTTLE:
+        return _error_response(
+            style,
+            429,
+            THROTTLE_CODE,
+            THROTTLE_MESSAGE,
+            headers={"Retry-After": str(fault.retry_after)},
+        )
+    if fault.kind == FaultKind.MALFORMED:
+        return web.Response(
+            body=MALFORMED_BODY, status=200, content_type="application/json", charset="utf-8"
+        )
+    code = fault.error_code or default_error_code(fault.status)
+    message = fault.error_msg or f"injected fault: HTTP {fault.status}"
+    return _error_response(style, fault.status, code, message)
+
+
+def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Wrap one API operation in the cloud's request pipeline."""
+
+    async def handle(request: web.Request) -> web.Response:
+        state = request.app[STATE_KEY]
+        project_id = request.match_info["project_id"]
+        cluster_id = request.match_info["cluster_id"]
+        cluster = state.clusters.get(cluster_id)
+        stats = state.stats
+        stats.requests += 1
+        if cluster is not None:
+            cluster.requests.record(state.clock.now())
+        style = state.style_for(cluster)
+
+        effects = state.faults.take(cluster_id)
+        if effects.latency > 0:
+            await asyncio.sleep(effects.latency)
+        if effects.action is not None:
+            response = _fault_response(request, state, style, effects.action)
+        else:
+            response = await _authenticated(
+                request, state, style, project_id, cluster, operation, effects.single_item
+            )
+        if effects.action is None or effects.action.kind != FaultKind.DROP:
+            stats.statuses[response.status] += 1
+            if cluster is not None:
+                cluster.requests.statuses[response.status] += 1
+        return response
+
+    return handle
+
+
+async def _authenticated(
+    request: web.Request,
+    state: SimulatorState,
+    style: ResponseStyle,
+    project_id: str,
+    cluster: Cluster | None,
+    operation: Operation,
+    single_item: bool,
+) -> web.Response:
+    body = await request.read()
+    failure = state.credentials.authenticate(
+        method=request.method,
+        raw_path=request.rel_url.raw_path,
+        raw_query=request.rel_url.raw_query_string,
+        headers=request.headers,
+        body=body,
+        project_id=project_id,
+        wall_now=state.wall_clock(),
+    )
+    if failure is not None:
+        state.stats.auth_failures += 1
+        if cluster is not None:
+            cluster.requests.auth_failures += 1
+        return _error_response(style, failure.status, failure.code, failure.message)
+    if cluster is None or cluster.project_id != project_id:
+        return _error_response(
+            style,
+            404,
+            CODE_NOT_FOUND,
+            f"Resource not found: cluster {request.match_info['cluster_id']} "
+            f"does not exist in project {project_id}",
+        )
+    try:
+        return await operation(ApiCall(request, state, cluster, single_item))
+    except ApiError as exc:
+        return _error_response(style, exc.status, exc.code, exc.message)
+
+
+def _find_workflow(call: ApiCall) -> Workflow:
+    uid = call.request.match_info["workflow_id"]
+    workflow = call.cluster.find_workflow(uid, call.state.clock.now())
+    if workflow is None:
+        raise ApiError(404, CODE_NOT_FOUND, f"Resource not found: upgrade workflow {uid}")
+    return workflow
+
+
+def _render(call: ApiCall, workflow: Workflow) -> dict[str, Any]:
+    state = call.state
+    style = state.style_for(call.cluster)
+    return render_workflow(workflow, workflow.snapshot(state.clock.now()), style.timestamp_format)
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        raise ApiError(400, CODE_INVALID_REQUEST, "Invalid request: the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, CODE_INVALID_REQUEST, "Invalid request: the body must be an object")
+    return body
+
+
+async def list_workflows(call: ApiCall) -> web.Response:
+    now = call.state.clock.now()
+    style = call.state.style_for(call.cluster)
+    items = [
+        render_workflow(workflow, workflow.snapshot(now), style.timestamp_format)
+        for workflow in call.cluster.visible_workflows(now)
+    ]
+    shape = "single" if call.single_item else style.items_shape
+    return _json(render_list(items, shape))
+
+
+async def show_workflow(call: ApiCall) -> web.Response:
+    return _json(_render(call, _find_workflow(call)))
+
+
+async def create_workflow(call: ApiCall) -> web.Response:
+    body = await _json_body(call.request)
+    spec = body.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("targetVersion"), str):
+        raise ApiError(400, CODE_INVALID_REQUEST, "Invalid request: spec.targetVersion is required")
+    if spec.get("clusterID") not in (None, call.cluster.cluster_id):
+        raise ApiError(
+            400, CODE_INVALID_REQUEST, "Invalid request: spec.clusterID does not match the path"
+        )
+    cluster_version = spec.get("clusterVersion")
+    if cluster_version is not None and not isinstance(cluster_version, str):
+        raise ApiError(400, CODE_INVALID_REQUEST, "Invalid request: bad spec.clusterVersion")
+    try:
+        workflow = call.state.create_workflow_via_api(
+            call.cluster, spec["targetVersion"], cluster_version
+        )
+    except ConflictError as exc:
+        raise ApiError(400, CODE_INVALID_REQUEST, f"Invalid request: {exc}") from None
+    return _json(_render(call, workflow), status=201)
+
+
+async def cancel_workflow(call: ApiCall) -> web.Response:
+    workflow = _find_workflow(call)
+    body = await _json_body(call.request)
+    status = body.get("status")
+    if not isinstance(status, dict) or status.get("phase") != PHASE_CANCEL:
+        raise ApiError(
+            400,
+            CODE_INVALID_REQUEST,
+            'Invalid request: only {"status": {"phase": "Cancel"}} can be applied',
+        )
+    try:
+        call.state.cancel_via_api(workflow)
+    except ConflictError as exc:
+        raise ApiError(400, CODE_INVALID_REQUEST, f"Invalid request: {exc}") from None
+    return _json(_render(call, workflow))
+
+
+def build_app(state: SimulatorState) -> web.Application:
+    """The simulator's whole HTTP surface: the API and the control API under /_sim/."""
+    app = web.Application(middlewares=[request_id_middleware])
+    app[STATE_KEY] = state
+    app.router.add_get(API_PREFIX, _api_route(list_workflows))
+    app.router.add_post(API_PREFIX, _api_route(create_workflow))
+    app.router.add_get(API_PREFIX + "/{workflow_id}", _api_route(show_workflow))
+    app.router.add_patch(API_PREFIX + "/{workflow_id}", _api_route(cancel_workflow))
+    control.add_routes(app, state)
+    return app
