@@ -99,6 +99,7 @@ class PollLoop:
         self._wall_clock = wall_clock
         self._wake = asyncio.Event()
         self._force_credentials_refresh = False
+        self._retry_after = 0.0  # seconds the CCE API asked us to wait (Retry-After)
         meta = body.get("metadata", {})
         self.namespace: str = meta.get("namespace", "")
         self.name: str = meta.get("name", "")
@@ -181,7 +182,9 @@ class PollLoop:
         self._services.observer.poll_finished(result, time.perf_counter() - started)
         reconciled = reconcile(self._stored_status, spec, generation, outcome, self._now())
         await self._apply(reconciled)
-        return next_poll_interval(reconciled.status, spec).total_seconds()
+        interval = next_poll_interval(reconciled.status, spec).total_seconds()
+        # A throttled cluster is not asked again before the server said it may be.
+        return max(interval, self._retry_after)
 
     async def _fetch(self, spec: WatchSpec) -> PollOutcome:
         secret = spec.credentials_secret_ref.name
@@ -189,6 +192,7 @@ class PollLoop:
         if self._force_credentials_refresh:
             cache.invalidate(self.namespace, secret)
             self._force_credentials_refresh = False
+        self._retry_after = 0.0
         for attempt in (1, 2):
             try:
                 credentials = await cache.get(self.namespace, secret)
@@ -209,6 +213,7 @@ class PollLoop:
                 if attempt == 2:
                     return PollFailure.from_error(exc)
             except CceError as exc:
+                self._retry_after = getattr(exc, "retry_after", None) or 0.0
                 return PollFailure.from_error(exc)
         raise AssertionError("unreachable")
 

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.controlplane import ControlPlane, build_binaries
+from tests.support.operatorprocess import OperatorProcess
+from tests.support.simulator import SimulatorControl, SimulatorProcess
+from tests.support.world import World
 
 E2E_DIR = Path(__file__).parent
 
@@ -39,3 +42,58 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     control_plane.kubectl("create", "namespace", name)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------- the operator's world
+
+REPO_ROOT = E2E_DIR.parents[1]
+
+
+@pytest.fixture(scope="session")
+def crd(control_plane: ControlPlane) -> str:
+    control_plane.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+    name = "cceupgradewatches.cce.upgradewatch.io"
+    control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorControl]:
+    process = SimulatorProcess(tmp_path_factory.mktemp("simulator"))
+    process.start()
+    control = SimulatorControl(process.url)
+    try:
+        yield control
+    finally:
+        control.close()
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, crd: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the session, all namespaces, under its own identity.
+
+    Tests that stop or kill it start it again before they end.
+    """
+    process = OperatorProcess(
+        control_plane.operator_kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        args=("-A", "--max-initial-delay", "0s", "--secret-cache-ttl", "1h"),
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def world(
+    control_plane: ControlPlane,
+    simulator: SimulatorControl,
+    operator: OperatorProcess,
+    namespace: str,
+) -> World:
+    return World(control_plane, simulator, operator, namespace)

@@ -95,12 +95,9 @@ def test_printer_columns(version: dict[str, Any]) -> None:
 def test_spec_defaults_and_required(spec_schema: dict[str, Any]) -> None:
     properties = spec_schema["properties"]
     defaults = {name: p["default"] for name, p in properties.items() if "default" in p}
-    assert defaults == {
-        "pollInterval": "5m",
-        "activePollInterval": "30s",
-        "suspend": False,
-        "historyLimit": 5,
-    }
+    # No interval defaults in the schema: unset intervals take the operator-wide
+    # defaults (`run --default-poll-interval`, 5m and 30s unless changed).
+    assert defaults == {"suspend": False, "historyLimit": 5}
     assert sorted(spec_schema["required"]) == ["clusterId", "credentialsSecretRef", "projectId"]
     assert properties["historyLimit"]["minimum"] == 0
     assert properties["historyLimit"]["maximum"] == 50

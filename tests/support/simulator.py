@@ -1,0 +1,92 @@
+"""The CCE simulator as a real process (`cce-upgrade-watch simulate`), and its control API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.waiting import wait_until
+
+
+class SimulatorProcess:
+    def __init__(self, workdir: Path, *, scenario: str = "idle", time_scale: float = 1.0) -> None:
+        self.port_file = workdir / "simulator.port"
+        self.log_path = workdir / "simulator.log"
+        self.scenario = scenario
+        self.time_scale = time_scale
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self.port_file.unlink(missing_ok=True)
+        argv = [
+            sys.executable, "-m", "cce_upgrade_watch", "simulate",
+            "--port", "0", "--port-file", str(self.port_file),
+            "--scenario", self.scenario, "--time-scale", str(self.time_scale),
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._started, timeout=30, message=lambda: self.log_path.read_text())
+        self.url = f"http://127.0.0.1:{self.port_file.read_text().strip()}"
+
+    def _started(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"the simulator exited:\n{self.log_path.read_text()}")
+        return self.port_file.exists()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class SimulatorControl:
+    """A thin client of the simulator's `/_sim/` control API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._http = httpx.Client(base_url=url + "/_sim", timeout=10)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} /_sim{path}: {response.status_code} {response.text}")
+        return response.json() if response.content else None
+
+    def add_cluster(self, **spec: Any) -> str:
+        cluster_id = spec.pop("clusterId", None) or str(uuid.uuid4())
+        self._call("POST", "/clusters", json={"clusters": [{"clusterId": cluster_id, **spec}]})
+        return cluster_id
+
+    def start_workflow(self, cluster_id: str, timeline: Any, **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", f"/clusters/{cluster_id}/workflows", json={"timeline": timeline, **fields}
+        )
+        return result
+
+    def force(self, cluster_id: str, workflow: str = "latest", **body: Any) -> Any:
+        return self._call("POST", f"/clusters/{cluster_id}/workflows/{workflow}/force", json=body)
+
+    def advance(self, seconds: float) -> None:
+        self._call("POST", "/time/advance", json={"seconds": seconds})
+
+    def add_fault(self, kind: str, **options: Any) -> Any:
+        return self._call("POST", "/faults", json={"kind": kind, **options})
+
+    def clear_faults(self, cluster_id: str | None = None) -> None:
+        params = {"clusterId": cluster_id} if cluster_id else None
+        self._call("DELETE", "/faults", params=params)
+
+    def requests(self, cluster_id: str) -> Any:
+        return self._call("GET", f"/clusters/{cluster_id}/requests")
+
+    def show(self, cluster_id: str) -> Any:
+        return self._call("GET", f"/clusters/{cluster_id}")
+
+    def close(self) -> None:
+        self._http.close()
