@@ -51,7 +51,7 @@ REPO_ROOT = E2E_DIR.parents[1]
 
 @pytest.fixture(scope="session")
 def crd(control_plane: ControlPlane) -> str:
-    control_plane.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+    control_plane.kubectl("apply", "-k", str(REPO_ROOT / "crds"))
     name = "cceupgradewatches.cce.upgradewatch.io"
     control_plane.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return name
