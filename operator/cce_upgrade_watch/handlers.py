@@ -30,6 +30,7 @@ REPORTING_COMPONENT = "cce-upgrade-watch"
 @kopf.on.startup()
 async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
+    logging.getLogger("kopf.objects").addFilter(QuietWakeups())
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.event_name_prefix = "cce-upgrade-watch-"
     # kopf's own bookkeeping goes into annotations under our prefix, never into
@@ -70,7 +71,9 @@ async def stop_services(memo: kopf.Memo, **_: Any) -> None:
         kube.close()
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+# The loop exits by itself when its stop flag is set (it sleeps on that flag);
+# only a poll stuck in a request is cancelled, after the backoff.
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)
 async def poll(
     body: kopf.Body,
     uid: str,
@@ -92,6 +95,14 @@ async def poll(
     finally:
         memo.loops.pop(uid, None)
         memo.metrics.forget(namespace or "", name)
+
+
+class QuietWakeups(logging.Filter):
+    """kopf logs every raw-event handler call at INFO: one line per watch event of
+    every object, which says nothing. Drop those lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Handler 'wake_on_change'")
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

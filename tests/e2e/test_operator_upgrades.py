@@ -187,14 +187,16 @@ def test_rollback_path_is_mirrored(world: World) -> None:
     world.create_secret()
     world.create_watch("rollback", cluster)
     world.wait_status("rollback", phase="Init")
-    world.sim.advance(9 * STEP)  # through PreCheck, Snapshot and the failed Cluster task
+    world.sim.advance(7 * STEP)  # through PreCheck, Snapshot and the failed Cluster task
     world.poll_now("rollback")
-    world.wait_status("rollback", phase="Pending", currentTask="Cluster")
-    world.sim.advance(2 * STEP)  # the Rollback task starts and queues
+    status = world.wait_status("rollback", phase="Pending", currentTask="Cluster")
+    assert "Rollback" not in task_states(status)  # shown only once it starts
+    world.wait_condition("rollback", "Stalled", "True", "TaskFailed")
+    world.sim.advance(STEP)  # the Rollback task queues
     world.poll_now("rollback")
-    status = world.wait_status("rollback", currentTask="Rollback")
-    assert task_states(status)["Rollback"] in ("Queuing", "Running")
-    world.sim.advance(3 * STEP)
+    status = world.wait_status("rollback", currentTask="Rollback", phase="Running")
+    assert task_states(status)["Rollback"] == "Queuing"
+    world.sim.advance(2 * STEP)
     world.poll_now("rollback")
     wait_until(
         lambda: task_states(world.status("rollback")).get("Rollback") == "Success",
@@ -203,9 +205,9 @@ def test_rollback_path_is_mirrored(world: World) -> None:
     status = world.status("rollback")
     assert task_states(status)["Cluster"] == "Failed"
     assert status["phase"] == "Pending"
-    reasons = [(reason, message) for _, reason, message in world.events("rollback")]
-    assert ("TaskStatusChanged", "Rollback: (none) -> Queuing") in reasons or (
-        "TaskStatusChanged", "Rollback: (none) -> Running") in reasons, reasons  # fmt: skip
+    reasons = [(reason, message) for _, reason, message in world.event_summaries("rollback")]
+    assert ("TaskStatusChanged", "Rollback: (none) -> Queuing") in reasons, reasons
+    assert ("TaskStatusChanged", "Rollback: Queuing -> Success") in reasons, reasons
 
 
 def test_newer_workflow_moves_the_old_one_to_history(world: World) -> None:

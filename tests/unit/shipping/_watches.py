@@ -1,0 +1,153 @@
+"""CceUpgradeWatch objects in every state, their status made by the real reconcile core.
+
+The GitOps tests (Argo CD's Lua, kstatus, Flux's CEL) judge what the operator
+really writes, not hand-written statuses: each scenario feeds polls through
+`cce_upgrade_watch.reconcile.reconcile` exactly as the poll loop does, then
+wraps the status in an object as the API server would return it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.reconcile import (
+    PollFailure,
+    PollOutcome,
+    WorkflowsFetched,
+    acknowledge_generation,
+    reconcile,
+)
+from cce_upgrade_watch.spec import parse_watch_spec
+
+SPEC: dict[str, Any] = {
+    "region": "ap-southeast-1",
+    "projectId": "0123456789abcdef0123456789abcdef",
+    "clusterId": "0b3c4a7e-5f1d-4c8e-9a1b-2c3d4e5f6a7b",
+    "credentialsSecretRef": {"name": "cce-credentials"},
+}
+TASKS = ("PreCheck", "Snapshot", "Cluster", "PostCheck")
+START = datetime(2024, 3, 1, 8, 0, 0, tzinfo=UTC)
+
+
+def workflow(phase: str, *task_statuses: str) -> dict[str, Any]:
+    """One upgrade workflow in the CCE API's JSON: tasks in TASKS order."""
+    return {
+        "kind": "WorkFlowTask",
+        "apiVersion": "v3",
+        "metadata": {
+            "uid": "0f9d6a52-7c1b-4bde-8a43-4b6e2f1c7d20",
+            "creationTimestamp": "2024-03-01 08:00:00.120000 +0000 UTC",
+            "updateTimestamp": "2024-03-01 08:00:00.120000 +0000 UTC",
+        },
+        "spec": {
+            "clusterID": SPEC["clusterId"],
+            "clusterVersion": "v1.28.3-r0",
+            "targetVersion": "v1.29.1-r0",
+        },
+        "status": {
+            "phase": phase,
+            "pointStatuses": [
+                {"taskType": task, "taskID": f"{task.lower()}-0001", "status": status}
+                for task, status in zip(TASKS, task_statuses, strict=True)
+            ],
+            "lineStatuses": [
+                {"startPoint": {"taskType": a}, "endPoint": {"taskType": b}, "critical": True}
+                for a, b in zip(TASKS, TASKS[1:], strict=False)
+            ],
+        },
+    }
+
+
+def fetched(*workflows: dict[str, Any]) -> WorkflowsFetched:
+    return WorkflowsFetched(parse_workflow_list({"items": list(workflows)}).items)
+
+
+SUCCESS = fetched(workflow("Success", "Success", "Success", "Success", "Success"))
+RUNNING = fetched(workflow("Running", "Success", "Running", "Init", "Init"))
+INIT = fetched(workflow("Init", "Init", "Init", "Init", "Init"))
+PRECHECK_FAILED = fetched(workflow("Pending", "Failed", "Init", "Init", "Init"))
+CANCELLED = fetched(workflow("Cancel", "Failed", "Init", "Init", "Init"))
+NO_WORKFLOW = fetched()
+CREDENTIALS_MISSING = PollFailure(
+    "CredentialsNotFound", "Secret 'cce-credentials' not found in namespace 'team-a'"
+)
+CREDENTIALS_INVALID = PollFailure("CredentialsInvalid", "CCE answered 401: the key was rejected")
+THROTTLED = PollFailure("Throttled", "CCE answered 429: too many requests")
+UNAVAILABLE = PollFailure("ApiUnavailable", "CCE answered 503")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    polls: Sequence[PollOutcome]
+    generation: int = 1
+    #: Bumped after the last poll: a spec change the operator has not seen yet.
+    spec_changed_after: bool = False
+    suspend: bool = False
+    without_status: bool = False
+
+    def object(self) -> dict[str, Any]:
+        spec = parse_watch_spec(SPEC)
+        status: dict[str, Any] | None = None
+        for index, outcome in enumerate(self.polls):
+            now = START + timedelta(seconds=30 * index)
+            status = reconcile(status, spec, self.generation, outcome, now).status
+            status = json.loads(json.dumps(status))  # what the API server stores
+        generation = self.generation
+        raw_spec = dict(SPEC)
+        if self.suspend:
+            # `suspend: true` is a spec change the operator acknowledges without a poll.
+            generation += 1
+            raw_spec["suspend"] = True
+            status = acknowledge_generation(status, generation)
+        if self.spec_changed_after:
+            generation += 1
+            raw_spec["pollInterval"] = "10m"
+        obj: dict[str, Any] = {
+            "apiVersion": "cce.upgradewatch.io/v1alpha1",
+            "kind": "CceUpgradeWatch",
+            "metadata": {"name": "prod", "namespace": "team-a", "generation": generation},
+            "spec": raw_spec,
+        }
+        if status is not None and not self.without_status:
+            obj["status"] = status
+        return obj
+
+
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario("new, no status yet", (), without_status=True),
+        Scenario("no upgrade ever", (NO_WORKFLOW,)),
+        Scenario("upgrade queued (Init)", (INIT,)),
+        Scenario("upgrade running", (INIT, RUNNING)),
+        Scenario("upgrade succeeded", (INIT, RUNNING, SUCCESS)),
+        Scenario("upgrade cancelled", (INIT, PRECHECK_FAILED, CANCELLED)),
+        Scenario("precheck failed", (INIT, PRECHECK_FAILED)),
+        Scenario("credentials missing", (CREDENTIALS_MISSING,)),
+        Scenario("credentials missing mid-upgrade", (INIT, RUNNING, CREDENTIALS_MISSING)),
+        Scenario("credentials invalid", (SUCCESS, CREDENTIALS_INVALID)),
+        Scenario("throttled while idle", (SUCCESS, THROTTLED)),
+        Scenario("throttled mid-upgrade", (INIT, RUNNING, THROTTLED)),
+        Scenario("API unavailable while idle", (SUCCESS, UNAVAILABLE)),
+        Scenario("spec changed, not yet observed", (SUCCESS,), spec_changed_after=True),
+        Scenario("suspended", (SUCCESS,), suspend=True),
+        Scenario("suspended while stalled", (PRECHECK_FAILED,), suspend=True),
+    )
+}
+
+
+def watch(name: str) -> dict[str, Any]:
+    return SCENARIOS[name].object()
+
+
+def condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any] | None:
+    for item in obj.get("status", {}).get("conditions", []):
+        if item["type"] == condition_type:
+            return dict(item)
+    return None
