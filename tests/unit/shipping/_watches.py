@@ -8,6 +8,7 @@ wraps the status in an object as the API server would return it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def workflow(phase: str, *task_statuses: str) -> dict[str, Any]:
             ],
             "lineStatuses": [
                 {"startPoint": {"taskType": a}, "endPoint": {"taskType": b}, "critical": True}
-                for a, b in zip(TASKS, TASKS[1:], strict=False)
+                for a, b in itertools.pairwise(TASKS)
             ],
         },
     }
