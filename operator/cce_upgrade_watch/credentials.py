@@ -86,14 +86,14 @@ class CloudCredentials:
                 secret_key=decoded[SECRET_KEY],
                 security_token=decoded.get(SECURITY_TOKEN),
             )
-        present = sorted(k for k in data if k not in (ACCESS_KEY, SECRET_KEY, TOKEN))
-        hint = f" (it has {', '.join(present)})" if present else ""
-        empty = [key for key in missing if key in data]
-        what = "has an empty" if empty and len(empty) == len(missing) else "lacks"
-        return_keys = " and ".join(repr(k) for k in missing)
+        problems = [
+            f"{key!r} is empty" if key in data else f"{key!r} is missing" for key in missing
+        ]
+        others = sorted(set(data) - {ACCESS_KEY, SECRET_KEY, SECURITY_TOKEN, TOKEN})
+        found = f" (it has only {', '.join(repr(k) for k in others)})" if others else ""
         raise CredentialsNotFound(
-            f"Secret {secret_name!r} {what} {return_keys}{hint}: "
-            f"set {ACCESS_KEY!r} and {SECRET_KEY!r} (optionally {SECURITY_TOKEN!r}), or {TOKEN!r}"
+            f"Secret {secret_name!r}: {' and '.join(problems)}{found}; it needs "
+            f"{ACCESS_KEY!r} and {SECRET_KEY!r} (optionally {SECURITY_TOKEN!r}), or {TOKEN!r}"
         )
 
 

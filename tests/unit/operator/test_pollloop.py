@@ -1,0 +1,218 @@
+"""The poll loop's I/O decisions, with fakes for the CCE client and the Kubernetes API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from cce_upgrade_watch.cce.errors import ApiUnavailable, CredentialsRejected, Throttled
+from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.credentials import CredentialsCache
+from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.pollloop import PollLoop, Services
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+CLUSTER = "b4b9e60f-8aa2-11ee-af09-0255ac10004f"
+
+RUNNING = {
+    "items": [
+        {
+            "metadata": {"uid": "wf-1", "creationTimestamp": "2024-01-01 00:00:00 +0000 UTC"},
+            "spec": {"clusterVersion": "v1.28.3-r0", "targetVersion": "v1.29.1-r0"},
+            "status": {
+                "phase": "Running",
+                "pointStatuses": [{"taskType": "PreCheck", "status": "Running"}],
+            },
+        }
+    ]
+}
+
+
+class FakeCce:
+    def __init__(self) -> None:
+        self.answers: list[Any] = []
+        self.calls: list[httpx.Auth] = []
+
+    async def list_upgrade_workflows(self, project_id: str, cluster_id: str, **kw: Any) -> Any:
+        self.calls.append(kw["auth"])
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return parse_workflow_list(answer).items
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.patches: list[Mapping[str, Any]] = []
+        self.fail = False
+
+    async def patch_status(
+        self, namespace: str, name: str, status_patch: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        if self.fail:
+            raise RuntimeError("the API server is down")
+        self.patches.append(status_patch)
+        return status_patch
+
+
+class FakeSecrets:
+    def __init__(self, secret_key: str = "SK1") -> None:
+        self.secret_key = secret_key
+        self.reads = 0
+
+    async def read(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        self.reads += 1
+        values = {"accessKey": "AK1", "secretKey": self.secret_key}
+        return {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+
+
+def body(generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": "w", "generation": generation, "annotations": {}},
+        "spec": {
+            "region": "ap-southeast-1",
+            "projectId": PROJECT,
+            "clusterId": CLUSTER,
+            "credentialsSecretRef": {"name": "creds"},
+            **spec,
+        },
+    }
+
+
+def make_loop(
+    obj: dict[str, Any], cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets
+) -> tuple[PollLoop, list[Event]]:
+    events: list[Event] = []
+    services = Services(
+        config=OperatorConfig(),
+        cce=cce,  # type: ignore[arg-type]
+        status_writer=writer,
+        credentials=CredentialsCache(secrets.read),
+    )
+    loop = PollLoop(
+        obj, services, events.append, wall_clock=lambda: datetime(2024, 1, 1, tzinfo=UTC)
+    )
+    return loop, events
+
+
+async def test_unchanged_poll_writes_nothing_and_posts_nothing() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, events = make_loop(body(), cce, writer, secrets)
+    interval = await loop.poll_once()
+    assert interval == 30  # the active interval: an upgrade runs
+    assert len(writer.patches) == 1
+    assert [e.reason for e in events] == ["WorkflowDiscovered"]
+    for _ in range(5):
+        await loop.poll_once()
+    assert len(writer.patches) == 1
+    assert len(events) == 1
+    assert secrets.reads == 1  # credentials come from the cache
+
+
+async def test_a_401_rereads_the_secret_and_retries_once() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [CredentialsRejected("rejected", status_code=401), RUNNING]
+    loop, events = make_loop(body(), cce, writer, secrets)
+    await loop.poll_once()
+    assert secrets.reads == 2
+    assert len(cce.calls) == 2
+    assert [e.reason for e in events] == ["WorkflowDiscovered"]
+
+
+async def test_a_401_twice_is_credentials_invalid() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [CredentialsRejected("rejected", status_code=401)]
+    loop, events = make_loop(body(), cce, writer, secrets)
+    interval = await loop.poll_once()
+    synced = next(c for c in writer.patches[0]["conditions"] if c["type"] == "Synced")
+    assert (synced["status"], synced["reason"]) == ("False", "CredentialsInvalid")
+    assert interval == 300  # a person must act: no fast retries
+    assert [(e.type, e.reason) for e in events] == [("Warning", "PollFailed")]
+
+
+async def test_throttled_poll_waits_at_least_retry_after() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [Throttled("throttled", status_code=429, retry_after=900.0)]
+    loop, _ = make_loop(body(pollInterval="1m"), cce, writer, secrets)
+    assert await loop.poll_once() == 900
+
+
+async def test_events_wait_for_their_status_to_be_stored() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    writer.fail = True
+    loop, events = make_loop(body(), cce, writer, secrets)
+    await loop.poll_once()
+    assert events == []  # not stored, so not announced
+    writer.fail = False
+    await loop.poll_once()
+    assert [e.reason for e in events] == ["WorkflowDiscovered"]
+
+
+async def test_failed_poll_keeps_the_workflow_in_status() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING, ApiUnavailable("down", status_code=503)]
+    loop, events = make_loop(body(), cce, writer, secrets)
+    await loop.poll_once()
+    await loop.poll_once()
+    second = writer.patches[1]
+    assert "phase" not in second  # only conditions changed
+    assert "pointStatuses" not in second
+    assert [e.reason for e in events] == ["WorkflowDiscovered", "PollFailed"]
+
+
+async def test_suspended_watch_does_not_poll() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, _ = make_loop(body(suspend=True), cce, writer, secrets)
+    assert await loop.poll_once() == float("inf")
+    assert cce.calls == []
+    assert writer.patches == [{"observedGeneration": 1}]
+
+
+class StopFlag:
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self) -> object:
+        await self.event.wait()
+        return True
+
+
+async def test_spec_change_and_poll_now_wake_the_loop() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    obj = body(pollInterval="1h", activePollInterval="1h")
+    loop, _ = make_loop(obj, cce, writer, secrets)
+    stop = StopFlag()
+    task = asyncio.create_task(loop.run(stop))
+
+    async def polls(count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(cce.calls) < count:
+                await asyncio.sleep(0.01)
+
+    await polls(1)
+    loop.notice(obj)  # our own status write coming back: no wake-up
+    await asyncio.sleep(0.05)  # an observation window: no poll may happen in it
+    assert len(cce.calls) == 1
+    obj["metadata"]["generation"] = 2
+    loop.notice(obj)
+    await polls(2)
+    obj["metadata"]["annotations"]["cce.upgradewatch.io/poll-now"] = "1"
+    loop.notice(obj)
+    await polls(3)
+    assert secrets.reads == 2  # poll-now also re-reads the Secret
+    stop.event.set()
+    async with asyncio.timeout(5):
+        await task
