@@ -23,6 +23,8 @@ class OperatorConfig:
     #: CCE requests in flight at once, across all watches.
     cce_max_in_flight: int = 32
     cce_max_attempts: int = 3
+    #: Seconds to wait for each CCE answer (connecting waits at most 5).
+    cce_timeout: float = 15.0
     namespaces: tuple[str, ...] = field(default_factory=tuple)
 
     def with_defaults(self, spec: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

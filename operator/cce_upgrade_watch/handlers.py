@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 import kopf
 
 from cce_upgrade_watch.cce.client import CceClient, RetryPolicy
@@ -51,6 +52,7 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     memo.services = Services(
         config=config,
         cce=CceClient(
+            timeout=httpx.Timeout(config.cce_timeout, connect=min(5.0, config.cce_timeout)),
             max_in_flight=config.cce_max_in_flight,
             retry=RetryPolicy(attempts=config.cce_max_attempts),
             on_request=metrics.observe_cce_request,

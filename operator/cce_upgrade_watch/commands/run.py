@@ -84,6 +84,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="attempts per CCE request when throttled or unavailable (default 3)",
     )
+    parser.add_argument(
+        "--cce-timeout",
+        type=parse_duration,
+        default="15s",
+        metavar="DURATION",
+        help="wait this long for each CCE answer before retrying (default 15s)",
+    )
+    parser.add_argument(
+        "-l",
+        "--selector",
+        metavar="LABELS",
+        default=None,
+        help="only watch objects with these labels (a label selector such as "
+        "'shard=a'): run one replica per shard to spread the polling",
+    )
     peering = parser.add_argument_group("high availability")
     peering.add_argument(
         "--peering",
@@ -95,6 +110,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     peering.add_argument(
         "--priority", type=int, default=0, help="peering priority; the highest one works"
     )
+    peering.add_argument(
+        "--peering-lifetime",
+        type=parse_duration,
+        default="60s",
+        metavar="DURATION",
+        help="a replica that stops renewing its peering record for this long counts as "
+        "dead and a standby takes over (default 60s)",
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -104,6 +127,7 @@ def execute(args: argparse.Namespace) -> int:
     from cce_upgrade_watch import handlers
     from cce_upgrade_watch.config import OperatorConfig
     from cce_upgrade_watch.metrics import OperatorMetrics
+    from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
     kopf.configure(
         verbose=args.verbose,
@@ -120,8 +144,13 @@ def execute(args: argparse.Namespace) -> int:
         secret_cache_ttl=args.secret_cache_ttl.total_seconds(),
         cce_max_in_flight=args.cce_concurrency,
         cce_max_attempts=args.cce_attempts,
+        cce_timeout=args.cce_timeout.total_seconds(),
         namespaces=tuple(args.namespaces),
     )
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = max(1, round(args.peering_lifetime.total_seconds()))
+    if args.selector:
+        settings.watching.label_selectors[GROUP, VERSION, PLURAL] = args.selector
     metrics = OperatorMetrics()
     if args.metrics_port is not None:
         metrics.serve(args.metrics_port, args.metrics_address)
@@ -134,6 +163,7 @@ def execute(args: argparse.Namespace) -> int:
             standalone=args.peering is None,
             peering_name=args.peering,
             priority=args.priority,
+            settings=settings,
             memo=kopf.Memo(config=config, metrics=metrics),
         )
     )
