@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,3 +59,30 @@ def operator_container() -> dict[str, Any]:
 
 def walk_files(root: Path) -> Iterator[Path]:
     yield from (path for path in sorted(root.rglob("*")) if path.is_file())
+
+
+CHART = REPO_ROOT / "charts" / "cce-upgrade-watch"
+HACK_HELM = REPO_ROOT / "hack" / "helm"
+
+
+def built_helm() -> Path | None:
+    """The helm binary `hack/helm build` made, if it has been built (no build here)."""
+    result = subprocess.run(
+        [str(HACK_HELM), "path"], capture_output=True, text=True, check=True, timeout=30
+    )
+    path = Path(result.stdout.strip())
+    return path if path.is_file() else None
+
+
+def helm(binary: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def helm_template(binary: Path, *args: str) -> list[dict[str, Any]]:
+    output = helm(binary, "template", "cuw", str(CHART), "--namespace", "ops", *args).stdout
+    return [doc for doc in yaml.safe_load_all(output) if doc]

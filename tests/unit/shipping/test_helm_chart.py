@@ -1,0 +1,197 @@
+"""The Helm chart: lints clean, renders what the kustomize base installs by
+default, and narrows RBAC to Roles when given namespaces.
+
+helm is built from the Go module proxy by `hack/helm build` (the e2e chart
+test builds it); without it the tests that run helm skip.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.shipping._support import (
+    CHART,
+    CRD_FILE,
+    HACK_HELM,
+    REPO_ROOT,
+    built_helm,
+    helm,
+    helm_template,
+    manifest,
+    pyproject,
+    yaml_document,
+)
+
+HELM = built_helm()
+requires_helm = pytest.mark.skipif(
+    HELM is None, reason="helm is not built: run hack/helm build (about 3 minutes, once)"
+)
+
+
+def helm_binary() -> Path:
+    assert HELM is not None
+    return HELM
+
+
+def objects_by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in objects if obj["kind"] == kind]
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (obj,) = objects_by_kind(objects, kind)
+    return obj
+
+
+def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (operator,) = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert isinstance(operator, dict)
+    return operator
+
+
+# ---------------------------------------------------------------- no helm needed
+
+
+def test_chart_versions_follow_the_project() -> None:
+    chart = yaml_document(CHART / "Chart.yaml")
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == pyproject()["project"]["version"]
+
+
+def test_chart_crd_is_the_repositorys_not_a_copy() -> None:
+    (link,) = (CHART / "crds").iterdir()
+    assert link.is_symlink()
+    assert link.resolve() == CRD_FILE.resolve()
+
+
+def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
+    script = HACK_HELM.read_text()
+    (version,) = re.findall(r"^HELM_VERSION=(v[\d.]+)$", script, flags=re.MULTILINE)
+    go_mod = (REPO_ROOT / "hack" / "tools" / "helm" / "go.mod").read_text()
+    assert re.search(rf"^\thelm\.sh/helm/v3 {re.escape(version)}\b", go_mod, flags=re.MULTILINE)
+    assert "tool helm.sh/helm/v3/cmd/helm" in go_mod
+
+
+# ---------------------------------------------------------------- helm lint / template
+
+
+@requires_helm
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        ("--set", "namespaces={team-a,team-b}"),
+        (
+            "--set",
+            "image.digest=sha256:" + "0" * 64,
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+        ),
+        ("--set", "metrics.enabled=false", "--set", "networkPolicy.enabled=false"),
+    ],
+    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics"],
+)
+def test_helm_lint_strict(values: tuple[str, ...]) -> None:
+    result = helm(helm_binary(), "lint", "--strict", str(CHART), *values)
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+@requires_helm
+def test_defaults_render_what_the_kustomize_base_installs() -> None:
+    objects = helm_template(helm_binary())
+    assert sorted(obj["kind"] for obj in objects) == sorted(
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
+         "NetworkPolicy"]
+    )  # fmt: skip
+    # The same permissions as manifests/clusterrole.yaml, comments aside.
+    assert (
+        only(objects, "ClusterRole")["rules"]
+        == manifest("ClusterRole", "cce-upgrade-watch")["rules"]
+    )
+    base = manifest("Deployment", "cce-upgrade-watch")
+    ours, theirs = only(objects, "Deployment")["spec"], base["spec"]
+    assert (ours["replicas"], ours["strategy"]) == (theirs["replicas"], theirs["strategy"])
+    pod, base_pod = ours["template"]["spec"], theirs["template"]["spec"]
+    for key in ("securityContext", "volumes", "automountServiceAccountToken"):
+        assert pod[key] == base_pod[key], key
+    chart_container, base_container = container(objects), base_pod["containers"][0]
+    for key in ("securityContext", "livenessProbe", "readinessProbe", "resources", "ports",
+                "volumeMounts", "env", "image", "imagePullPolicy"):  # fmt: skip
+        assert chart_container[key] == base_container[key], key
+    # The base's arguments, and the interval defaults spelled out.
+    assert set(base_container["args"]) <= set(chart_container["args"])
+    assert "--default-poll-interval=5m" in chart_container["args"]
+    binding = only(objects, "ClusterRoleBinding")
+    (subject,) = binding["subjects"]
+    assert subject == {
+        "kind": "ServiceAccount",
+        "name": only(objects, "ServiceAccount")["metadata"]["name"],
+        "namespace": "ops",
+    }
+
+
+@requires_helm
+def test_namespaces_get_roles_and_the_cluster_role_shrinks() -> None:
+    objects = helm_template(helm_binary(), "--set", "namespaces={team-a,team-b}")
+    roles = objects_by_kind(objects, "Role")
+    assert sorted(role["metadata"]["namespace"] for role in roles) == ["team-a", "team-b"]
+    base_rules = manifest("ClusterRole", "cce-upgrade-watch")["rules"]
+    namespaced_rules = [r for r in base_rules if r["apiGroups"] != ["apiextensions.k8s.io"]]
+    for role in roles:
+        assert role["rules"] == namespaced_rules
+    bindings = objects_by_kind(objects, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    # Cluster-wide only what has no namespace: noticing the CRD.
+    assert only(objects, "ClusterRole")["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+    args = container(objects)["args"]
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+
+
+@requires_helm
+def test_namespace_patterns_are_refused() -> None:
+    result = helm(
+        helm_binary(), "template", "cuw", str(CHART), "--set", "namespaces={team-*}", check=False
+    )
+    assert result.returncode != 0
+    assert "patterns cannot get a Role each" in result.stderr
+
+
+@requires_helm
+def test_values_reach_the_deployment() -> None:
+    digest = "sha256:" + "ab" * 32
+    objects = helm_template(
+        helm_binary(),
+        "--set", f"image.repository=mirror/cce-upgrade-watch,image.digest={digest}",
+        "--set", "intervals.poll=10m,intervals.activePoll=15s,cceConcurrency=8",
+        "--set", "metrics.port=9100,resources.limits.memory=1Gi",
+    )  # fmt: skip
+    operator = container(objects)
+    assert operator["image"] == f"mirror/cce-upgrade-watch@{digest}"
+    for arg in ("--default-poll-interval=10m", "--default-active-poll-interval=15s",
+                "--cce-concurrency=8", "--metrics-port=9100"):  # fmt: skip
+        assert arg in operator["args"]
+    assert operator["resources"]["limits"]["memory"] == "1Gi"
+    service = only(objects, "Service")
+    assert service["spec"]["ports"][0]["port"] == 9100
+    # No checkov skip for the digest once there is one.
+    annotations = only(objects, "Deployment")["metadata"]["annotations"]
+    assert not any("CKV_K8S_43" in value for value in annotations.values())
+
+
+@requires_helm
+def test_metrics_can_be_turned_off() -> None:
+    objects = helm_template(helm_binary(), "--set", "metrics.enabled=false")
+    assert not objects_by_kind(objects, "Service")
+    assert not any(arg.startswith("--metrics-port") for arg in container(objects)["args"])
+    assert [port["name"] for port in container(objects)["ports"]] == ["healthz"]
