@@ -38,6 +38,9 @@ from cce_upgrade_watch.spec import SpecError, WatchSpec, parse_watch_spec
 
 logger = logging.getLogger(__name__)
 
+#: How soon a poll whose status write failed is tried again.
+WRITE_RETRY_SECONDS = 10.0
+
 
 class StatusWriter(Protocol):
     async def patch_status(
@@ -181,8 +184,12 @@ class PollLoop:
         result = "success" if isinstance(outcome, WorkflowsFetched) else outcome.reason
         self._services.observer.poll_finished(result, time.perf_counter() - started)
         reconciled = reconcile(self._stored_status, spec, generation, outcome, self._now())
-        await self._apply(reconciled)
+        stored = await self._apply(reconciled)
         interval = next_poll_interval(reconciled.status, spec).total_seconds()
+        if not stored:
+            # The Kubernetes API refused or missed the write: try again soon rather
+            # than a whole idle interval later, so status and Events catch up.
+            interval = min(interval, WRITE_RETRY_SECONDS)
         # A throttled cluster is not asked again before the server said it may be.
         return max(interval, self._retry_after)
 
@@ -217,10 +224,12 @@ class PollLoop:
                 return PollFailure.from_error(exc)
         raise AssertionError("unreachable")
 
-    async def _apply(self, reconciled: ReconcileResult) -> None:
-        if await self._write(reconciled.status):
-            for event in reconciled.events:
-                self._post_event(event)
+    async def _apply(self, reconciled: ReconcileResult) -> bool:
+        if not await self._write(reconciled.status):
+            return False
+        for event in reconciled.events:
+            self._post_event(event)
+        return True
 
     async def _write(self, new_status: Mapping[str, Any]) -> bool:
         """Patch the status if it changed; True when the new status is stored.
