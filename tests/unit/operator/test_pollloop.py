@@ -148,8 +148,8 @@ async def test_events_wait_for_their_status_to_be_stored() -> None:
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
     cce.answers = [RUNNING]
     writer.fail = True
-    loop, events = make_loop(body(), cce, writer, secrets)
-    await loop.poll_once()
+    loop, events = make_loop(body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets)
+    assert await loop.poll_once() == 10  # retried soon, not an hour later
     assert events == []  # not stored, so not announced
     writer.fail = False
     await loop.poll_once()
