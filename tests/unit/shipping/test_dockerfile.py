@@ -183,7 +183,10 @@ def test_oci_labels() -> None:
     assert labels[prefix + "title"] == project["name"]
     assert labels[prefix + "description"] == project["description"]
     assert labels[prefix + "version"] == project["version"]
-    assert labels[prefix + "licenses"] == project["license"]["text"]
+    license_ = project["license"]  # a table {text = ...}, or an SPDX string (PEP 639)
+    assert labels[prefix + "licenses"] == (
+        license_ if isinstance(license_, str) else license_["text"]
+    )
     assert labels[prefix + "base.name"] == "python:3.12-slim"
 
 
