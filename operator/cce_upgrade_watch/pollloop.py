@@ -150,8 +150,10 @@ class PollLoop:
             self._wake.clear()
             interval = await self.poll_once()
             # Deadline from the poll's start, so the schedule does not drift by the
-            # time the poll itself took.
-            await self._sleep(started + interval - self._clock(), stopped)
+            # time the poll itself took; but a Retry-After counts from the answer
+            # that carried it, the end of the poll: never ask again sooner.
+            delay = max(started + interval - self._clock(), self._retry_after)
+            await self._sleep(delay, stopped)
 
     def _initial_delay(self) -> float:
         """Spread polls out after a restart; poll a new object at once."""
