@@ -8,6 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 N ?= 1000
+CACHE := $(or $(CCE_UPGRADE_WATCH_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cce-upgrade-watch)
+# checkov pins versions of packages the project also uses: it lives in a venv of
+# its own, cached outside the repository like the control-plane binaries.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(CACHE)/checkov-$(CHECKOV_VERSION)/bin/checkov
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,8 +27,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the project and its test tools
 
-cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubectl and etcd
+cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubectl, etcd and helm
 	hack/localcluster build
+	hack/helm build
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CACHE)/checkov-$(CHECKOV_VERSION)
+	$(CACHE)/checkov-$(CHECKOV_VERSION)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+
+checkov: $(CHECKOV) ## install checkov (the manifests' security scan) in a cached venv of its own
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check operator tests
@@ -33,8 +45,8 @@ lint: $(STAMP) ## ruff and mypy
 test-unit: $(STAMP) ## unit tests only (no cluster needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) cluster-bin lint ## everything: venv, control-plane binaries, lint, all tests
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: $(STAMP) cluster-bin checkov lint ## everything: venv, control-plane binaries, lint, all tests
+	CHECKOV=$(CHECKOV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
 	$(BIN)/cce-upgrade-watch demo
@@ -45,4 +57,4 @@ bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
 
-.PHONY: help venv cluster-bin lint test-unit test demo bench clean
+.PHONY: help venv cluster-bin checkov lint test-unit test demo bench clean

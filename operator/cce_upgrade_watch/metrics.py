@@ -70,6 +70,8 @@ class OperatorMetrics:
     # -------------------------------------------------- hooks called by the operator
 
     def observe_cce_request(self, operation: str, code: str, seconds: float) -> None:
+        # The client names operations for people ("list upgrade workflows").
+        operation = operation.replace(" ", "_")
         self.cce_requests.labels(operation, code).inc()
         self.cce_request_seconds.labels(operation).observe(seconds)
 

@@ -156,8 +156,9 @@ class PollLoop:
             await self._sleep(delay, stopped)
 
     def _initial_delay(self) -> float:
-        """Spread polls out after a restart; poll a new object at once."""
-        if not self._stored_status:
+        """Spread polls out after a restart; poll a new object at once (a new one
+        has no conditions yet, only the CRD's default `observedGeneration: 0`)."""
+        if not (self._stored_status or {}).get("conditions"):
             return 0.0
         return random.uniform(0, self._services.config.max_initial_delay)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import yaml
+
 from cce_upgrade_watch.cce.models import parse_workflow_list
 from cce_upgrade_watch.reconcile import (
     PollFailure,
@@ -24,6 +26,7 @@ from cce_upgrade_watch.reconcile import (
     reconcile,
 )
 from cce_upgrade_watch.spec import parse_watch_spec
+from tests.unit.shipping._support import CRD_FILE
 
 SPEC: dict[str, Any] = {
     "region": "ap-southeast-1",
@@ -115,7 +118,10 @@ class Scenario:
             "metadata": {"name": "prod", "namespace": "team-a", "generation": generation},
             "spec": raw_spec,
         }
-        if status is not None and not self.without_status:
+        if self.without_status:
+            # What the API server stores for a new object: the CRD's status default.
+            obj["status"] = dict(crd_status_default())
+        elif status is not None:
             obj["status"] = status
         return obj
 
@@ -141,6 +147,13 @@ SCENARIOS = {
         Scenario("suspended while stalled", (PRECHECK_FAILED,), suspend=True),
     )
 }
+
+
+def crd_status_default() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    default: dict[str, Any] = schema["properties"]["status"].get("default", {})
+    return default
 
 
 def watch(name: str) -> dict[str, Any]:
