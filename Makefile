@@ -52,7 +52,7 @@ demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgr
 	$(BIN)/cce-upgrade-watch demo
 
 bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000)
-	$(BIN)/python -m benchmarks.bench --watches $(N)
+	$(BIN)/python -m benchmarks.bench --watches $(N) $(BENCH_ARGS)
 
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info

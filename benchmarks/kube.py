@@ -1,0 +1,138 @@
+"""A small async client of the local control plane's API, as the admin user.
+
+The benchmark needs only a few calls: create objects, stream watch events and read
+kube-apiserver's `/metrics`. Plain httpx keeps its own CPU use (which shares the
+machine with the operator under test) small and obvious.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
+
+
+class KubeHttp:
+    """The API server of a `hack/localcluster` directory, as its admin."""
+
+    def __init__(self, cluster_dir: Path, *, max_connections: int = 32) -> None:
+        port = (cluster_dir / "apiserver.port").read_text().strip()
+        token = (cluster_dir / "admin-token").read_text().strip()
+        self._http = httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{port}",
+            verify=str(cluster_dir / "certs" / "ca.crt"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> None:
+        """POST an object; an existing one (409) is an error, anything else too."""
+        response = await self._http.post(path, json=body)
+        if response.status_code >= 400:
+            raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
+
+    async def list_items(self, path: str) -> tuple[list[dict[str, Any]], str]:
+        response = await self._http.get(path)
+        response.raise_for_status()
+        body = response.json()
+        return body.get("items") or [], str(body["metadata"]["resourceVersion"])
+
+    async def watch(
+        self, path: str, resource_version: str
+    ) -> AsyncIterator[tuple[float, str, dict[str, Any]]]:
+        """(receive time, event type, object) for every change after `resource_version`.
+
+        Reconnects from the last version seen when the server ends the stream.
+        The receive time is `time.time()` as the line arrived.
+        """
+        while True:
+            params = {
+                "watch": "1",
+                "resourceVersion": resource_version,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": "3600",
+            }
+            async with self._http.stream("GET", path, params=params, timeout=None) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    received = time.time()
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    kind = event.get("type", "")
+                    obj = event.get("object") or {}
+                    if kind == "ERROR":
+                        raise RuntimeError(f"watch {path} failed: {obj}")
+                    resource_version = obj.get("metadata", {}).get("resourceVersion", "")
+                    if kind != "BOOKMARK":
+                        yield received, kind, obj
+
+    async def apiserver_writes(self, resources: frozenset[str]) -> int:
+        """Write requests to `resources` so far, by kube-apiserver's own counter
+        (`apiserver_request_total`, every user together)."""
+        response = await self._http.get("/metrics")
+        response.raise_for_status()
+        return count_writes(response.text, resources)
+
+
+def count_writes(metrics_text: str, resources: frozenset[str]) -> int:
+    """Sum of `apiserver_request_total` over write verbs for the given resources."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line.rpartition("} ")
+        labels = _labels(labels_text[len("apiserver_request_total{") :])
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
+            total += float(value)
+    return int(total)
+
+
+def _labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in text.split('",'):
+        key, _, value = part.partition('="')
+        labels[key.strip()] = value.rstrip('"')
+    return labels
+
+
+def audit_writes(audit_log: Path, user: str, *, since: float, until: float) -> list[dict[str, Any]]:
+    """The write requests `user` made in [since, until] (epoch seconds), from the
+    audit log (which records only writes: see hack/localcluster)."""
+    writes: list[dict[str, Any]] = []
+    if not audit_log.exists():
+        return writes
+    with audit_log.open() as lines:
+        for line in lines:
+            if user not in line:
+                continue
+            event = json.loads(line)
+            if event.get("user", {}).get("username") != user:
+                continue
+            if event.get("stage") != "ResponseComplete":
+                continue
+            received = _epoch(event.get("requestReceivedTimestamp", ""))
+            if since <= received <= until:
+                writes.append(event)
+    return writes
+
+
+def _epoch(rfc3339: str) -> float:
+    try:
+        return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
