@@ -136,7 +136,10 @@ class AkSkAuth(httpx.Auth):
 
         pairs = request.url.params.multi_items()
         query = signing.canonical_query(pairs)
-        request.url = request.url.copy_with(query=query.encode("ascii") if query else None)
+        if pairs or b"?" in request.url.raw_path:
+            # Send the query in the canonical order that is signed. (Re-parsing the
+            # URL costs a fifth of a millisecond; a URL without a query skips it.)
+            request.url = request.url.copy_with(query=query.encode("ascii") if query else None)
 
         signature = signing.sign(
             method=request.method,
