@@ -75,6 +75,13 @@ class CloudCredentials:
                 raise CredentialsNotFound(
                     f"Secret {secret_name!r}: key {key!r} is not valid base64-encoded UTF-8"
                 ) from None
+            if value and key != SECRET_KEY and not (value.isascii() and value.isprintable()):
+                # Sent as a header: refused here, where the message can name the
+                # Secret and the key (never the value).
+                raise CredentialsNotFound(
+                    f"Secret {secret_name!r}: key {key!r} holds characters an HTTP header "
+                    "cannot carry (printable ASCII only)"
+                )
             if value:
                 decoded[key] = value
         if TOKEN in decoded:

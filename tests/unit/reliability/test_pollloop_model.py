@@ -1,0 +1,326 @@
+"""A model-based fuzz of the poll loop: random upgrades, cloud failures, failed status
+writes and restarts, against the real `PollLoop` with fakes for the CCE client, the
+Kubernetes API and the Secret.
+
+The reconcile core alone is fuzzed in tests/unit/reconcile/test_properties.py; this
+adds the loop around it, where a status write can fail and a restart loses every
+in-memory thing. What must hold over any run:
+
+- `poll_once` never raises, and never asks for the next poll sooner than a
+  `Retry-After` the cloud sent;
+- a failed poll never changes the stored workflow;
+- the Events posted tell the story of the stored status, each step exactly once:
+  every `TaskStatusChanged` / `PhaseChanged` continues where the previous one for
+  that task / the workflow ended and the last one ends at the stored value;
+  `PollFailed` and `PollRecovered` alternate and agree with the stored `Synced`;
+- a condition's `lastTransitionTime` moves only when its status flips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from cce_upgrade_watch.cce.errors import (
+    ApiUnavailable,
+    CceError,
+    ClusterNotFound,
+    CredentialsRejected,
+    InvalidResponse,
+    Throttled,
+)
+from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.credentials import CredentialsCache
+from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.pollloop import PollLoop, Services
+
+TASKS = ("PreCheck", "Snapshot", "Cluster", "PostCheck")
+PROGRESSION = ("Init", "Queuing", "Running", "Success")
+MIRRORED = ("phase", "workflowID", "pointStatuses", "lineStatuses", "progress", "currentTask")
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+ERRORS: dict[str, Any] = {
+    "unavailable": lambda: ApiUnavailable("the API is unavailable", status_code=503),
+    "timeout": lambda: ApiUnavailable("no answer in time (ReadTimeout)"),
+    "invalid": lambda: InvalidResponse("the response is not JSON", status_code=200),
+    "rejected": lambda: CredentialsRejected("credentials rejected", status_code=401),
+    "not-found": lambda: ClusterNotFound("cluster not found", status_code=404),
+}
+
+
+class FakeCce:
+    """Answers with the world's workflow, or raises the error the test chose; each
+    call takes `seconds` on the loop's clock (a throttled poll retries for long)."""
+
+    def __init__(self) -> None:
+        self.error: CceError | None = None
+        self.body: dict[str, Any] = {"items": []}
+        self.calls = 0
+        self.clock = 0.0
+        self.seconds = 0.0
+
+    async def list_upgrade_workflows(self, project_id: str, cluster_id: str, **_: Any) -> Any:
+        self.calls += 1
+        self.clock += self.seconds
+        if self.error is not None:
+            raise self.error
+        return parse_workflow_list(self.body).items
+
+
+class FakeApiServer:
+    """Stores `.status` under merge-patch rules; can refuse writes (it is down)."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, Any] = {}
+        self.down = False
+
+    async def patch_status(
+        self, namespace: str, name: str, status_patch: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        if self.down:
+            raise ConnectionRefusedError("the API server is down")
+        for key, value in status_patch.items():
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+        return dict(self.status)
+
+
+async def read_secret(namespace: str, name: str) -> Mapping[str, str]:
+    values = {"accessKey": "AKMODEL", "secretKey": "sk-model"}
+    return {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+
+
+_TASK_EVENT = re.compile(r"(?P<task>\w+): (?P<before>\S+) -> (?P<after>\S+)$")
+_PHASE_EVENT = re.compile(r"(?P<before>\S+) -> (?P<after>\S+) \(")
+_DISCOVERED = re.compile(r", phase (?P<phase>\S+)$")
+
+
+class OnePoll:
+    """kopf's stop flag, set once the loop has polled once."""
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def __bool__(self) -> bool:
+        self.checks += 1
+        return self.checks > 1
+
+    async def wait(self) -> object:
+        return True
+
+
+class PollLoopMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cce = FakeCce()
+        self.api = FakeApiServer()
+        self.now = START
+        self.progress = [0] * len(TASKS)  # index into PROGRESSION per task
+        self.phase_override: str | None = None
+        self.events: list[Event] = []
+        self.loop = self._new_loop()
+        self.previous_conditions: dict[str, dict[str, Any]] = {}
+        self.discovered = False
+        #: Each task's status in the status that announced the workflow.
+        self.start_tasks: dict[str, str] | None = None
+        self._render()
+
+    # ------------------------------------------------------------ the world
+
+    def _new_loop(self) -> PollLoop:
+        body = {
+            "metadata": {"namespace": "ns", "name": "w", "generation": 1, "annotations": {}},
+            "spec": {
+                "region": "ap-southeast-1",
+                "projectId": "0123456789abcdef0123456789abcdef",
+                "clusterId": "b4b9e60f-8aa2-11ee-af09-0255ac10004f",
+                "credentialsSecretRef": {"name": "creds"},
+                "pollInterval": "5m",
+                "activePollInterval": "30s",
+            },
+            "status": dict(self.api.status),  # what a restarted operator reads
+        }
+        self.body = body
+        services = Services(
+            config=OperatorConfig(),
+            cce=self.cce,  # type: ignore[arg-type]
+            status_writer=self.api,
+            credentials=CredentialsCache(read_secret),
+        )
+        return PollLoop(
+            body,
+            services,
+            self.events.append,
+            clock=lambda: self.cce.clock,
+            wall_clock=lambda: self.now,
+        )
+
+    def _render(self) -> None:
+        statuses = [PROGRESSION[index] for index in self.progress]
+        if self.phase_override is not None:
+            phase = self.phase_override
+        elif all(status == "Success" for status in statuses):
+            phase = "Success"
+        elif all(status == "Init" for status in statuses):
+            phase = "Init"
+        else:
+            phase = "Running"
+        self.cce.body = {
+            "items": [
+                {
+                    "metadata": {
+                        "uid": "wf-1",
+                        "creationTimestamp": "2024-05-01 11:00:00 +0000 UTC",
+                    },
+                    "spec": {"clusterVersion": "v1.28.3-r0", "targetVersion": "v1.29.1-r0"},
+                    "status": {
+                        "phase": phase,
+                        "pointStatuses": [
+                            {"taskType": task, "status": status}
+                            for task, status in zip(TASKS, statuses, strict=True)
+                        ],
+                    },
+                }
+            ]
+        }
+
+    @rule(task=st.integers(0, len(TASKS) - 1))
+    def task_moves_on(self, task: int) -> None:
+        # Tasks run in order: one moves only once those before it succeeded.
+        if all(self.progress[i] == len(PROGRESSION) - 1 for i in range(task)):
+            self.progress[task] = min(self.progress[task] + 1, len(PROGRESSION) - 1)
+        self._render()
+
+    @rule(phase=st.sampled_from([None, "Paused", "Pending", "Cancel"]))
+    def phase_is_forced(self, phase: str | None) -> None:
+        self.phase_override = phase
+        self._render()
+
+    @rule(kind=st.sampled_from([None, *ERRORS]), retry_after=st.none() | st.floats(0, 40))
+    def cloud_answers(self, kind: str | None, retry_after: float | None) -> None:
+        if kind is None and retry_after is not None:
+            self.cce.error = Throttled("throttled", status_code=429, retry_after=retry_after)
+        else:
+            self.cce.error = ERRORS[kind]() if kind is not None else None
+
+    @rule(down=st.booleans())
+    def api_server(self, down: bool) -> None:
+        self.api.down = down
+
+    @precondition(lambda self: self.discovered)
+    @rule()
+    def operator_restarts(self) -> None:
+        self.loop = self._new_loop()
+
+    # ------------------------------------------------------------ a poll
+
+    def _run_one_poll(self) -> float:
+        """One turn of `PollLoop.run`: returns how long it then sleeps."""
+        delays: list[float] = []
+
+        async def sleep(seconds: float, stopped: Any) -> None:
+            delays.append(seconds)
+
+        self.loop._sleep = sleep  # type: ignore[method-assign]
+        self.body["status"] = dict(self.api.status)  # as kopf's watch delivers it
+        asyncio.run(self.loop.run(OnePoll()))
+        assert len(delays) == 2  # the initial delay, then the one after the poll
+        return delays[1]
+
+    @rule(seconds=st.integers(1, 600), duration=st.floats(0, 60))
+    def poll(self, seconds: int, duration: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.cce.seconds = duration
+        stored_before = dict(self.api.status)
+        posted_before = len(self.events)
+        error = self.cce.error
+        started = self.cce.clock
+        delay = self._run_one_poll()
+        ended = self.cce.clock
+
+        # Never sooner than the schedule, nor than a Retry-After after the last answer.
+        retry_after = getattr(error, "retry_after", None) or 0.0
+        assert max(delay, 0.0) >= retry_after, (delay, retry_after)
+        assert ended + max(delay, 0.0) >= started + 5  # the shortest interval there is
+        if error is not None:  # a failed poll keeps the workflow as stored
+            for key in MIRRORED:
+                assert self.api.status.get(key) == stored_before.get(key), key
+        if self.api.down:  # not stored, so not announced: the next poll posts them
+            assert len(self.events) == posted_before
+            assert self.api.status == stored_before
+        if self.api.status.get("workflowID"):
+            self.discovered = True
+        if any(e.reason == "WorkflowDiscovered" for e in self.events[posted_before:]):
+            points = self.api.status.get("pointStatuses", [])
+            self.start_tasks = {p["taskType"]: p["status"] for p in points}
+
+        conditions = {c["type"]: c for c in self.api.status.get("conditions", [])}
+        for kind, condition in conditions.items():
+            before = self.previous_conditions.get(kind)
+            if before is not None and before["status"] == condition["status"]:
+                assert condition["lastTransitionTime"] == before["lastTransitionTime"], kind
+        self.previous_conditions = conditions
+
+    # ------------------------------------------------------------ the story told
+
+    @invariant()
+    def events_tell_the_stored_story(self) -> None:
+        status = self.api.status
+        task_state: dict[str, str] = {}
+        phase: str | None = None
+        failing = False
+        for event in self.events:
+            if event.reason == "WorkflowDiscovered":
+                assert phase is None, "discovered twice"
+                match = _DISCOVERED.search(event.message)
+                assert match is not None, event.message
+                phase = match["phase"]
+                # The status that announced the workflow gave each task's starting
+                # point: none of them is announced, whatever their status.
+                assert self.start_tasks is not None
+                task_state = dict(self.start_tasks)
+            elif event.reason == "TaskStatusChanged":
+                match = _TASK_EVENT.match(event.message)
+                assert match is not None, event.message
+                known = task_state.get(match["task"], "(none)")
+                assert known == match["before"], (event.message, known)
+                task_state[match["task"]] = match["after"]
+            elif event.reason == "PhaseChanged":
+                match = _PHASE_EVENT.match(event.message)
+                assert match is not None, event.message
+                assert match["before"] == phase, (event.message, phase)
+                phase = match["after"]
+            elif event.reason == "PollFailed":
+                assert not failing, "PollFailed twice in one episode"
+                failing = True
+            elif event.reason == "PollRecovered":
+                assert failing, "PollRecovered without PollFailed"
+                failing = False
+        synced = next((c for c in status.get("conditions", []) if c["type"] == "Synced"), None)
+        if synced is not None:
+            assert failing == (synced["status"] == "False")
+        if phase is not None:
+            assert phase == status.get("phase")
+        for point in status.get("pointStatuses", []):
+            if phase is not None:
+                assert task_state.get(point["taskType"]) == point["status"], (point, task_state)
+
+
+PollLoopMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestPollLoopModel = PollLoopMachine.TestCase
