@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the project and its test tools
 
-cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubectl, etcd and helm
+cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubectl and etcd
 	hack/localcluster build
+
+helm-bin: ## build (or reuse) helm, for the chart tests
 	hack/helm build
 
 $(CHECKOV):
@@ -45,7 +47,7 @@ lint: $(STAMP) ## ruff and mypy
 test-unit: $(STAMP) ## unit tests only (no cluster needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) cluster-bin checkov lint ## everything: venv, control-plane binaries, lint, all tests
+test: $(STAMP) cluster-bin helm-bin checkov lint ## everything: venv, control-plane binaries, lint, all tests
 	CHECKOV=$(CHECKOV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
@@ -57,4 +59,4 @@ bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
 
-.PHONY: help venv cluster-bin checkov lint test-unit test demo bench clean
+.PHONY: help venv cluster-bin helm-bin checkov lint test-unit test demo bench clean
