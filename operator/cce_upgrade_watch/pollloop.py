@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
+from cce_upgrade_watch.cce.models import UpgradeWorkflow
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
 from cce_upgrade_watch.events import Event
@@ -113,6 +114,9 @@ class PollLoop:
         # so an Event is derived from what is really stored, even before the watch
         # delivers our own write back to us.
         self._stored_status: Mapping[str, Any] | None = None
+        # What the last poll whose status is stored saw, and the interval it chose.
+        self._last_seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
+        self._last_seen_interval = 0.0
 
     # ------------------------------------------------------------ waking up
 
@@ -186,9 +190,20 @@ class PollLoop:
         outcome = await self._fetch(spec)
         result = "success" if isinstance(outcome, WorkflowsFetched) else outcome.reason
         self._services.observer.poll_finished(result, time.perf_counter() - started)
+        seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
+        if isinstance(outcome, WorkflowsFetched):
+            seen = (spec, generation, tuple(outcome.workflows))
+        if seen is not None and seen == self._last_seen:
+            # Nothing changed since a poll whose status is stored: the core would
+            # compute that same status again (see reconcile.py), so skip it. The
+            # client hands back the same workflow objects for the same answer,
+            # which makes this comparison an identity check.
+            return self._last_seen_interval
         reconciled = reconcile(self._stored_status, spec, generation, outcome, self._now())
         stored = await self._apply(reconciled)
         interval = next_poll_interval(reconciled.status, spec).total_seconds()
+        self._last_seen = seen if stored else None
+        self._last_seen_interval = interval
         if not stored:
             # The Kubernetes API refused or missed the write: try again soon rather
             # than a whole idle interval later, so status and Events catch up.
@@ -255,6 +270,7 @@ class PollLoop:
         if stored is None:  # the object was deleted meanwhile
             return False
         self._stored_status = dict(new_status)
+        self._last_seen = None  # set again by the poll that wrote it, if it did
         self._services.observer.status_written(self.namespace, self.name, new_status)
         return True
 

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"cce-upgrade-watch/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 DEFAULT_MAX_IN_FLIGHT = 32
+#: List answers remembered (one per cluster URL) to skip parsing an unchanged one.
+MAX_REMEMBERED_LISTS = 50_000
 
 #: Called once per HTTP attempt: (operation, status, seconds). `status` is the
 #: HTTP status code as a string, or "timeout" / "network" when no answer came.
@@ -159,6 +161,8 @@ class CceClient:
             "Content-Type": "application/json",
         }
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # The last list answer of each URL, raw and parsed.
+        self._last_lists: dict[str, tuple[bytes, tuple[UpgradeWorkflow, ...]]] = {}
         self._retry = retry or RetryPolicy()
         self._on_request = on_request
         self._sleep = sleep
@@ -194,7 +198,17 @@ class CceClient:
         """
         url = _resolved_endpoint(region, endpoint) + workflows_path(project_id, cluster_id)
         response = await self._call(LIST_WORKFLOWS, "GET", url, auth=auth)
-        return _parse_list(LIST_WORKFLOWS, response, auth)
+        # An unchanged answer (the usual one) is not parsed again: the same bytes
+        # give the same workflows, as the same (frozen) objects, so a caller can
+        # tell "nothing changed" by identity.
+        last = self._last_lists.get(url)
+        if last is not None and last[0] == response.content:
+            return list(last[1])
+        workflows = _parse_list(LIST_WORKFLOWS, response, auth)
+        if len(self._last_lists) >= MAX_REMEMBERED_LISTS:
+            self._last_lists.clear()
+        self._last_lists[url] = (response.content, tuple(workflows))
+        return workflows
 
     async def create_upgrade_workflow(
         self,
