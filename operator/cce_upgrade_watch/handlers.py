@@ -108,8 +108,13 @@ class QuietWakeups(logging.Filter):
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def wake_on_change(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    """Raw watch events cost no API write: use them to wake a loop early."""
+async def wake_on_change(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """Raw watch events cost no API write: use them to wake a loop early.
+
+    A coroutine, so it runs on the event loop: a plain function would be sent to
+    kopf's thread pool for every watch event of every object (a thread hop each),
+    and would set the loop's asyncio.Event from another thread, which is unsafe.
+    """
     loop: PollLoop | None = memo.get("loops", {}).get(uid)
     if loop is not None:
         loop.notice(body)
