@@ -164,8 +164,16 @@ class AkSkAuth(httpx.Auth):
 
 
 def redact(text: str, auth: httpx.Auth | None) -> str:
-    """`text` with every secret of `auth` replaced by `****`."""
+    """`text` with every secret of `auth` replaced by `****`, and its access key id
+    cut to the first characters, as `repr` shows it.
+
+    The access key id is no secret, but a credential all the same: a server that
+    echoes it ("unknown access key ...") must not put it whole into a status,
+    an Event or a log.
+    """
     secrets = auth.secrets() if isinstance(auth, TokenAuth | AkSkAuth) else ()
     for secret in secrets:
         text = text.replace(secret, "****")
+    if isinstance(auth, AkSkAuth):
+        text = text.replace(auth.access_key, mask(auth.access_key, visible=4))
     return text

@@ -16,6 +16,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -130,7 +131,8 @@ def test_any_interval_text_is_accepted_within_bounds_or_refused_by_name(
 SECRET_KEY = "fuzz-secret-key-2f8c41d9"
 SECURITY_TOKEN = "fuzz-security-token-7be0a3"
 TOKEN = "fuzz-iam-token-c5d61e0f"
-SECRETS = (SECRET_KEY, SECURITY_TOKEN, TOKEN)
+ACCESS_KEY = "FUZZAKQ7Z3X9W2"  # no secret, but never shown whole either
+SECRETS = (SECRET_KEY, SECURITY_TOKEN, TOKEN, ACCESS_KEY)
 
 _echo = st.sampled_from([*SECRETS, "", "x", "ok"])
 _error_body: st.SearchStrategy[dict[str, object]] = st.fixed_dictionaries(
@@ -169,9 +171,10 @@ def _auth(use_token: bool) -> tuple[httpx.Auth, tuple[str, ...]]:
     if use_token:
         return TokenAuth(TOKEN), (TOKEN,)
     project = "0123456789abcdef0123456789abcdef"
-    return AkSkAuth("FUZZAK0001", SECRET_KEY, project, SECURITY_TOKEN), (
+    return AkSkAuth(ACCESS_KEY, SECRET_KEY, project, SECURITY_TOKEN), (
         SECRET_KEY,
         SECURITY_TOKEN,
+        ACCESS_KEY,
     )
 
 
@@ -236,3 +239,25 @@ def test_any_answer_is_workflows_or_a_clean_api_error(
     status = reconcile(None, spec, 1, PollFailure.from_error(error), now).status
     assert all(condition["reason"] for condition in status["conditions"])
     assert not any(secret in json.dumps(status) for secret in secrets)
+
+
+def test_an_echoed_access_key_is_cut_short() -> None:
+    """The simulator, like IAM, names an unknown access key in its 401."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"error_code": "CCE.01401001", "error_msg": f"unknown access key {ACCESS_KEY}"}
+        return httpx.Response(401, json=body)
+
+    async def call() -> None:
+        async with CceClient(transport=httpx.MockTransport(handler)) as client:
+            await client.list_upgrade_workflows(
+                "0123456789abcdef0123456789abcdef",
+                "b4b9e60f-8aa2-11ee-af09-0255ac10004f",
+                auth=_auth(use_token=False)[0],
+                endpoint="https://cce.example.com",
+            )
+
+    with pytest.raises(CceApiError) as caught:
+        asyncio.run(call())
+    assert ACCESS_KEY not in str(caught.value)
+    assert f"unknown access key {ACCESS_KEY[:4]}****" in str(caught.value)
