@@ -195,6 +195,7 @@ def condition_of(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in conditions if c["type"] == kind), {})
 
 
+@pytest.mark.slow
 def test_fault_matrix(world: World) -> None:
     """Every fault at once, each on a watch of its own (they run side by side to keep
     the suite short; the isolation test shows they do not disturb each other)."""

@@ -120,6 +120,7 @@ def check(world: World, *args: str, **env: str) -> str:
     return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
 
 
+@pytest.mark.slow
 def test_no_credential_leaves_the_operator(world: World) -> None:
     upgrading = world.sim.add_cluster(version="v1.28.3-r0")
     world.sim.start_workflow(upgrading, timeline("PreCheck", "Cluster"), targetVersion="v1.29.1-r0")
