@@ -246,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _profile_path(args.profile, index, last),
             )
             all_figures.append(figures)
+            progress(f"[{label}] figures: {json.dumps(dataclasses.asdict(figures))}")
             baseline = variant_baseline or baseline
     finally:
         if args.keep:

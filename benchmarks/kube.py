@@ -7,6 +7,7 @@ machine with the operator under test) small and obvious.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 
+RETRIES = 30
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY"})
 
 
@@ -39,14 +41,25 @@ class KubeHttp:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again while the API server answers 429 (its priority
+        and fairness limits, busy just after start) or 503, as its Retry-After says."""
+        for _ in range(RETRIES):
+            response = await self._http.request(method, path, **kwargs)
+            if response.status_code not in (429, 503):
+                return response
+            delay = float(response.headers.get("Retry-After") or 1)
+            await asyncio.sleep(min(delay, 10.0))
+        return response
+
     async def create(self, path: str, body: Mapping[str, Any]) -> None:
         """POST an object; an existing one (409) is an error, anything else too."""
-        response = await self._http.post(path, json=body)
+        response = await self._request("POST", path, json=body)
         if response.status_code >= 400:
             raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:300]}")
 
     async def list_items(self, path: str) -> tuple[list[dict[str, Any]], str]:
-        response = await self._http.get(path)
+        response = await self._request("GET", path)
         response.raise_for_status()
         body = response.json()
         return body.get("items") or [], str(body["metadata"]["resourceVersion"])
@@ -67,6 +80,9 @@ class KubeHttp:
                 "timeoutSeconds": "3600",
             }
             async with self._http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code in (429, 503):
+                    await asyncio.sleep(1.0)  # throttled: ask again, from the same version
+                    continue
                 response.raise_for_status()
                 async for line in response.aiter_lines():
                     received = time.time()
@@ -84,7 +100,7 @@ class KubeHttp:
     async def apiserver_writes(self, resources: frozenset[str]) -> int:
         """Write requests to `resources` so far, by kube-apiserver's own counter
         (`apiserver_request_total`, every user together)."""
-        response = await self._http.get("/metrics")
+        response = await self._request("GET", "/metrics")
         response.raise_for_status()
         return count_writes(response.text, resources)
 
