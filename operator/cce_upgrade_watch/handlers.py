@@ -8,6 +8,7 @@ start-up handler and handed to every loop through kopf's `memo`.
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -26,11 +27,14 @@ from cce_upgrade_watch.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VE
 logger = logging.getLogger(__name__)
 
 REPORTING_COMPONENT = "cce-upgrade-watch"
+#: Middle-generation collections between two full ones (Python's default: 10).
+FULL_COLLECTION_THRESHOLD = 100
 
 
 @kopf.on.startup()
 async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
+    tune_garbage_collector()
     logging.getLogger("kopf.objects").addFilter(QuietWakeups())
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.event_name_prefix = "cce-upgrade-watch-"
@@ -61,6 +65,22 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         credentials=CredentialsCache(kube.read_secret_data, ttl=config.secret_cache_ttl),
         observer=metrics,
     )
+
+
+def tune_garbage_collector() -> None:
+    """Keep Python's cyclic collector from walking the long-lived heap over and over.
+
+    Nearly everything the operator holds lives as long as the process (modules,
+    clients, kopf's per-object state, one poll loop per watch), while every poll
+    allocates short-lived objects, which trigger collections. A full collection
+    walks the whole heap: with 5000 watches ~150 ms, about once a minute, a tenth
+    of the operator's CPU. What exists at start-up is frozen out of collections,
+    and full collections come ten times more rarely. Young objects are collected
+    as usual, so short-lived cycles are freed as before.
+    """
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
 
 
 @kopf.on.cleanup()
