@@ -120,6 +120,7 @@ class PollLoop:
         # What the last poll whose status is stored saw, and the interval it chose.
         self._last_seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
         self._last_seen_interval = 0.0
+        self._spec: tuple[int, WatchSpec] | None = None  # (generation, parsed)
 
     # ------------------------------------------------------------ waking up
 
@@ -189,7 +190,7 @@ class PollLoop:
         self._seen_poll_now = _poll_now(meta)
         config = self._services.config
         try:
-            spec = parse_watch_spec(config.with_defaults(self._body.get("spec")))
+            spec = self._parsed_spec(generation)
         except SpecError as exc:
             # The CRD rejects such specs; this guards against an older CRD.
             outcome: PollOutcome = PollFailure("InvalidSpec", str(exc))
@@ -224,6 +225,14 @@ class PollLoop:
             interval = min(interval, WRITE_RETRY_SECONDS)
         # A throttled cluster is not asked again before the server said it may be.
         return max(interval, self._retry_after)
+
+    def _parsed_spec(self, generation: int) -> WatchSpec:
+        """The spec, parsed again only when its generation moved (every spec change
+        moves it); raises `SpecError`."""
+        if self._spec is None or self._spec[0] != generation or not generation:
+            spec = self._body.get("spec")
+            self._spec = (generation, parse_watch_spec(self._services.config.with_defaults(spec)))
+        return self._spec[1]
 
     async def _fetch(self, spec: WatchSpec) -> PollOutcome:
         secret = spec.credentials_secret_ref.name
