@@ -40,8 +40,8 @@ $(CHECKOV):
 checkov: $(CHECKOV) ## install checkov (the manifests' security scan) in a cached venv of its own
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
 	$(BIN)/mypy
 
 test-unit: $(STAMP) ## unit tests only (no cluster needed)
