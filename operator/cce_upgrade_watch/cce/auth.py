@@ -83,7 +83,9 @@ class AkSkAuth(httpx.Auth):
     """SDK-HMAC-SHA256 signing with an access key / secret key pair.
 
     `security_token` comes with temporary AK/SK (STS); it is sent as
-    `X-Security-Token` and signed. `clock` exists for tests.
+    `X-Security-Token` and signed. `project_id=None` signs a call to a global
+    service (STS's AssumeAgency), which takes no `X-Project-Id`. `clock` exists
+    for tests.
     """
 
     requires_request_body = True  # the body is hashed into the signature
@@ -92,14 +94,16 @@ class AkSkAuth(httpx.Auth):
         self,
         access_key: str,
         secret_key: str,
-        project_id: str,
+        project_id: str | None,
         security_token: str | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._access_key = _credential("access key", access_key, header=True)
         self._secret_key = _credential("secret key", secret_key, header=False)
-        self._project_id = _credential("project id", project_id, header=True)
+        self._project_id = (
+            None if project_id is None else _credential("project id", project_id, header=True)
+        )
         self._security_token = (
             _credential("security token", security_token, header=True)
             if security_token is not None and security_token.strip()
@@ -113,7 +117,7 @@ class AkSkAuth(httpx.Auth):
         return self._access_key
 
     @property
-    def project_id(self) -> str:
+    def project_id(self) -> str | None:
         return self._project_id
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -126,7 +130,8 @@ class AkSkAuth(httpx.Auth):
         if signing.DATE_HEADER not in headers:
             # An X-Sdk-Date set by the caller is kept, as the SDK does.
             headers[signing.DATE_HEADER] = signing.format_sdk_date(self._clock())
-        headers[PROJECT_ID_HEADER] = self._project_id
+        if self._project_id is not None:
+            headers[PROJECT_ID_HEADER] = self._project_id
         if "Content-Type" not in headers:
             headers["Content-Type"] = JSON_CONTENT_TYPE
         if self._security_token is not None:

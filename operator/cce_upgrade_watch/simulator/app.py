@@ -20,6 +20,7 @@ from aiohttp import web
 
 from cce_upgrade_watch.simulator import control
 from cce_upgrade_watch.simulator.faults import Fault, FaultKind
+from cce_upgrade_watch.simulator.identity_app import add_identity_routes
 from cce_upgrade_watch.simulator.render import (
     CODE_INVALID_REQUEST,
     CODE_NOT_FOUND,
@@ -299,4 +300,5 @@ def build_app(state: SimulatorState) -> web.Application:
     app.router.add_get(API_PREFIX + "/{workflow_id}", _api_route(show_workflow))
     app.router.add_patch(API_PREFIX + "/{workflow_id}", _api_route(cancel_workflow))
     control.add_routes(app, state)
+    add_identity_routes(app, state)
     return app

@@ -5,7 +5,8 @@ SDK-HMAC-SHA256 signature that the simulator recomputes from the request as
 received (method, raw path, query pairs, the headers named in `SignedHeaders`,
 the body) with the secret key it holds for the access key. The `X-Sdk-Date`
 must be within 15 minutes of the real wall clock. Temporary credentials must
-also send their `X-Security-Token`. Then the project in the path (and in
+also send their `X-Security-Token`, and those the simulator's STS issued
+(`identity_app`) are refused once their expiry has passed. Then the project in the path (and in
 `X-Project-Id` when sent) must belong to the credentials.
 
 Failures are 401 `CCE.01401001` (who are you?) or 403 `CCE.01403001` (not yours).
@@ -36,6 +37,8 @@ class AccessKey:
     secret_key: str
     security_token: str | None
     project_ids: frozenset[str]
+    #: Wall-clock epoch seconds after which the key is refused (temporary keys).
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,13 @@ class CredentialStore:
     _tokens: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def add_access_key(
-        self, project_id: str, access_key: str, secret_key: str, security_token: str | None = None
+        self,
+        project_id: str,
+        access_key: str,
+        secret_key: str,
+        security_token: str | None = None,
+        *,
+        expires_at: float | None = None,
     ) -> None:
         known = self._keys.get(access_key)
         if known is not None and (known.secret_key, known.security_token) != (
@@ -62,7 +71,29 @@ class CredentialStore:
         ):
             raise ValueError(f"access key {access_key} is already defined with another secret")
         projects = (known.project_ids if known else frozenset()) | {project_id}
-        self._keys[access_key] = AccessKey(access_key, secret_key, security_token, projects)
+        self._keys[access_key] = AccessKey(
+            access_key, secret_key, security_token, projects, expires_at
+        )
+
+    def add_temporary_key(
+        self,
+        project_ids: frozenset[str],
+        access_key: str,
+        secret_key: str,
+        security_token: str,
+        expires_at: float,
+        *,
+        wall_now: float,
+    ) -> None:
+        """An STS-issued key; keys that expired a while ago are dropped on the way."""
+        self._keys = {
+            key: known
+            for key, known in self._keys.items()
+            if known.expires_at is None or known.expires_at > wall_now - 3600
+        }
+        self._keys[access_key] = AccessKey(
+            access_key, secret_key, security_token, project_ids, expires_at
+        )
 
     def add_token(self, project_id: str, token: str) -> None:
         self._tokens[token] = self._tokens.get(token, frozenset()) | {project_id}
@@ -98,10 +129,12 @@ class CredentialStore:
         raw_query: str,
         headers: Mapping[str, str],
         body: bytes,
-        project_id: str,
+        project_id: str | None,
         wall_now: float,
     ) -> AuthFailure | None:
         """None when the request may act on `project_id`; else why not.
+
+        `project_id=None` checks the signature only (a global service: STS).
 
         `headers` must look names up case-insensitively (aiohttp's headers do).
         """
@@ -110,6 +143,8 @@ class CredentialStore:
             token_projects = self._tokens.get(token)
             if token_projects is None:
                 return _unauthenticated("the token is invalid or has expired")
+            if project_id is None:
+                return None
             return _check_project(token_projects, project_id, headers)
 
         authorization = headers.get("Authorization")
@@ -159,6 +194,10 @@ class CredentialStore:
             key.security_token
         ):
             return _unauthenticated("temporary credentials need their X-Security-Token")
+        if key.expires_at is not None and wall_now >= key.expires_at:
+            return _unauthenticated("the temporary credentials have expired")
+        if project_id is None:
+            return None
         return _check_project(key.project_ids, project_id, headers)
 
 

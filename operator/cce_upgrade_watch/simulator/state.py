@@ -17,6 +17,7 @@ from cce_upgrade_watch.simulator import timeline
 from cce_upgrade_watch.simulator.auth import CredentialStore
 from cce_upgrade_watch.simulator.clock import Clock
 from cce_upgrade_watch.simulator.faults import FaultBook
+from cce_upgrade_watch.simulator.identity import IdentityState
 from cce_upgrade_watch.simulator.scenarios import (
     DEFAULT_CLUSTER_VERSION,
     DEFAULT_CREATE_TIMELINE,
@@ -145,6 +146,9 @@ class SimulatorState:
         self.wall_clock = wall_clock or time.time
         self.started_at = clock.now()
         self.credentials = CredentialStore()
+        #: STS, IAM, metadata and pod identity (configured apart from scenarios;
+        #: keys it issued live in `credentials` and vanish on reset with the rest).
+        self.identity = IdentityState()
         self.timelines: dict[str, TimelineSpec] = dict(builtin_timelines())
         self.clusters: dict[str, Cluster] = {}
         self.faults = FaultBook()
