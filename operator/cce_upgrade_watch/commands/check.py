@@ -4,9 +4,16 @@ A quick way to test credentials, region and ids before writing a
 `CceUpgradeWatch`, and to see what the operator will see: `-o json` prints each
 workflow in exactly the shape the object's status uses.
 
-Exit codes: 0 ok, 2 usage, 3 credentials rejected or missing, 4 cluster not
-found, 5 any other API failure. Errors go to stderr as one line quoting the
-CCE error code, its message and the request id; never a credential.
+Credentials come from the environment: long-lived or temporary AK/SK, an IAM
+token, or, with none of those, a keyless path with the official SDK's variable
+names (OIDC federation through STS, two-step IAM federation, CCE pod identity),
+or the ECS metadata service at `--metadata-endpoint`. `--assume-agency` turns
+any AK/SK source into credentials of an agency in another account.
+
+Exit codes: 0 ok, 2 usage, 3 credentials rejected or missing (or no temporary
+credentials could be obtained), 4 cluster not found, 5 any other API failure.
+Errors go to stderr as one line quoting the CCE error code, its message and
+the request id; never a credential.
 """
 
 from __future__ import annotations
@@ -30,7 +37,18 @@ from cce_upgrade_watch.cce.errors import (
     CredentialsRejected,
     EndpointError,
 )
+from cce_upgrade_watch.cce.identity import (
+    AssumeAgencyProvider,
+    CredentialProvider,
+    IdentityExchangeFailed,
+    IdentityHttp,
+    KeyCredentials,
+    StaticProvider,
+)
+from cce_upgrade_watch.cce.identity import env as identity_env
+from cce_upgrade_watch.cce.identity.providers import DOCUMENTED_METADATA_ENDPOINT
 from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.cce.senders import AiohttpSender
 from cce_upgrade_watch.cce.views import sort_newest_first, workflow_to_status_dict
 
 EXIT_OK = 0
@@ -49,6 +67,19 @@ credentials (from the environment, as in the official SDK samples):
   {ENV_ACCESS_KEY}, {ENV_SECRET_KEY}   an access key pair (AK/SK signing)
   {ENV_SECURITY_TOKEN}      with temporary AK/SK only
   {ENV_TOKEN}                an IAM token instead (used when no AK/SK is set)
+
+keyless, when none of the above is set (the official SDK's variable names):
+  {identity_env.OIDC_PROVIDER_URN}, {identity_env.OIDC_AGENCY_URN},
+  {identity_env.OIDC_ID_TOKEN} or {identity_env.OIDC_TOKEN_FILE}
+  ({identity_env.OIDC_DURATION_SECONDS})
+                          OIDC federation through STS (AssumeAgencyWithOIDC)
+  {identity_env.IDP_ID}, {identity_env.ID_TOKEN_FILE}
+                          two-step IAM federation (id token -> temporary AK/SK)
+  {identity_env.POD_IDENTITY_URI}, {identity_env.POD_IDENTITY_TOKEN_FILE}
+                          CCE pod identity
+  --metadata-endpoint URL the ECS metadata service (the node's agency)
+  {identity_env.STS_ENDPOINT}, {identity_env.IAM_ENDPOINT}
+                          STS / IAM endpoints (default: the region's)
 
 exit codes: 0 ok, 2 usage, 3 credentials rejected or missing,
             4 cluster not found, 5 any other API failure
@@ -87,6 +118,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds to wait for each answer (default 15; connecting waits at most 5)",
     )
+    parser.add_argument(
+        "--metadata-endpoint",
+        metavar="URL",
+        help="use the node's agency from the ECS metadata service at URL "
+        f"(on an ECS: {DOCUMENTED_METADATA_ENDPOINT})",
+    )
+    parser.add_argument(
+        "--assume-agency",
+        metavar="URN",
+        help="then assume this agency (iam::ACCOUNT:agency:NAME) through STS: cross-account",
+    )
+
+
+def has_static_credentials(env: Mapping[str, str]) -> bool:
+    return any(env.get(name, "").strip() for name in (ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_TOKEN))
 
 
 def credentials_from_env(env: Mapping[str, str], project_id: str) -> httpx.Auth:
@@ -103,7 +149,9 @@ def credentials_from_env(env: Mapping[str, str], project_id: str) -> httpx.Auth:
         return TokenAuth(token)
     raise CredentialsMissing(
         f"no credentials: set {ENV_ACCESS_KEY} and {ENV_SECRET_KEY} "
-        f"(plus {ENV_SECURITY_TOKEN} for temporary keys), or {ENV_TOKEN}"
+        f"(plus {ENV_SECURITY_TOKEN} for temporary keys), or {ENV_TOKEN}, or a keyless "
+        f"path ({identity_env.OIDC_PROVIDER_URN}..., {identity_env.IDP_ID}..., "
+        f"{identity_env.POD_IDENTITY_URI}..., or --metadata-endpoint); see --help"
     )
 
 
@@ -114,19 +162,28 @@ def execute(args: argparse.Namespace) -> int:
         endpoint = resolve_endpoint(region=args.region, endpoint=args.endpoint)
     except EndpointError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    timeout = httpx.Timeout(args.timeout, connect=min(5.0, args.timeout))
+    identity_http = IdentityHttp(AiohttpSender(timeout, 2))
     try:
-        auth = credentials_from_env(os.environ, args.project_id)
+        source = _credential_source(args, identity_http)
     except CredentialsMissing as exc:
         return _fail(str(exc), EXIT_CREDENTIALS)
+    except EndpointError as exc:
+        return _fail(str(exc), EXIT_USAGE)
 
-    client = CceClient(
-        timeout=httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)), max_in_flight=1
-    )
+    client = CceClient(timeout=timeout, max_in_flight=1)
     try:
         workflows = asyncio.run(
-            _fetch(client, args.project_id, args.cluster_id, endpoint=endpoint, auth=auth)
+            _fetch(
+                client,
+                identity_http,
+                args.project_id,
+                args.cluster_id,
+                endpoint=endpoint,
+                source=source,
+            )
         )
-    except CredentialsRejected as exc:
+    except (CredentialsRejected, IdentityExchangeFailed) as exc:
         return _fail(str(exc), EXIT_CREDENTIALS)
     except ClusterNotFound as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
@@ -148,10 +205,62 @@ def execute(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _credential_source(
+    args: argparse.Namespace, http: IdentityHttp
+) -> httpx.Auth | CredentialProvider:
+    """Static credentials as an `httpx.Auth`, or the provider that will fetch
+    temporary ones (wrapped in AssumeAgency with `--assume-agency`)."""
+    env = os.environ
+    provider: CredentialProvider | None = None
+    if not args.metadata_endpoint and has_static_credentials(env):
+        auth = credentials_from_env(env, args.project_id)
+        if not args.assume_agency:
+            return auth
+        if not isinstance(auth, AkSkAuth):
+            raise CredentialsMissing(f"--assume-agency signs with AK/SK; {ENV_TOKEN} cannot")
+        provider = StaticProvider(
+            KeyCredentials(
+                env[ENV_ACCESS_KEY].strip(),
+                env[ENV_SECRET_KEY].strip(),
+                env.get(ENV_SECURITY_TOKEN, "").strip() or None,
+            ),
+            label=ENV_ACCESS_KEY,
+        )
+    else:
+        provider = identity_env.provider_from_env(
+            env, http=http, region=args.region, metadata_endpoint=args.metadata_endpoint
+        )
+    if provider is None:
+        credentials_from_env(env, args.project_id)  # raises, naming every option
+        raise AssertionError("unreachable")
+    if args.assume_agency:
+        provider = AssumeAgencyProvider(
+            http=http,
+            sts_endpoint=identity_env.service_endpoint(env, "sts", args.region),
+            agency_urn=args.assume_agency.strip(),
+            source=provider.fetch,
+            source_identity=provider.identity,
+        )
+    return provider
+
+
 async def _fetch(
-    client: CceClient, project_id: str, cluster_id: str, *, endpoint: str, auth: httpx.Auth
+    client: CceClient,
+    identity_http: IdentityHttp,
+    project_id: str,
+    cluster_id: str,
+    *,
+    endpoint: str,
+    source: httpx.Auth | CredentialProvider,
 ) -> list[UpgradeWorkflow]:
     async with client:
+        try:
+            if isinstance(source, httpx.Auth):
+                auth = source
+            else:
+                auth = (await source.fetch()).auth(project_id)
+        finally:
+            await identity_http.aclose()
         return await client.list_upgrade_workflows(
             project_id, cluster_id, endpoint=endpoint, auth=auth
         )

@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from cce_upgrade_watch.simulator.identity import load_identity_config
 from cce_upgrade_watch.simulator.scenarios import (
     DEMO_ACCESS_KEY,
     DEMO_PROJECT_ID,
@@ -82,6 +83,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     credentials.add_argument(
         "--token", action="append", default=[], help="an accepted X-Auth-Token (repeatable)"
+    )
+    parser.add_argument(
+        "--identity-config",
+        type=Path,
+        metavar="PATH",
+        help="YAML/JSON: OIDC providers, agencies and their trust, the node agency and pod "
+        "identity associations, for the STS/IAM/metadata/pod-identity endpoints "
+        "(see the simulator README; also PUT /_sim/identity)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
 
@@ -160,6 +169,8 @@ def execute(args: argparse.Namespace) -> int:
             credentials=_flag_credentials(args),
             access_log=args.access_log,
         )
+        if args.identity_config is not None:
+            server.state.identity.configure(load_identity_config(args.identity_config))
     except (ScenarioError, ValueError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return EXIT_USAGE

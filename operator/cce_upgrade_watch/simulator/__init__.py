@@ -15,7 +15,9 @@ credentials) is README.md beside this file.
 
 Modules: `timeline` (pure task/phase logic), `scenarios` (files and built-ins),
 `state` (clusters and workflows), `auth`, `faults`, `stats`, `render` (JSON
-shapes), `app` (the API), `control` (`/_sim/`), `clock`, `server`.
+shapes), `app` (the API), `control` (`/_sim/`), `clock`, `server`, `identity`
+and `identity_app` (STS, IAM, ECS metadata and pod identity, with real
+ServiceAccount token verification).
 """
 
 from cce_upgrade_watch.simulator.clock import Clock, ManualClock, SystemClock

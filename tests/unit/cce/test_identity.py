@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cce_upgrade_watch.cce.errors import CredentialsMissing, EndpointError
 from cce_upgrade_watch.cce.identity import (
     AssumeAgencyProvider,
     CredentialCache,
@@ -29,6 +30,11 @@ from cce_upgrade_watch.cce.identity import (
     token_file,
 )
 from cce_upgrade_watch.cce.identity.credentials import CredentialsUnreadable
+from cce_upgrade_watch.cce.identity.env import (
+    node_local_endpoint,
+    provider_from_env,
+    service_endpoint,
+)
 from cce_upgrade_watch.cce.senders import HttpxSender
 from cce_upgrade_watch.cce.signing import parse_authorization
 from tests.unit.cce.scripted_server import Reply, ScriptedServer
@@ -375,3 +381,52 @@ async def test_cache_refuses_credentials_that_arrive_expired() -> None:
     with pytest.raises(IdentityExchangeFailed, match="clock"):
         await cache.get(provider)
     assert len(cache) == 0
+
+
+def test_node_local_addresses_take_plain_http_only_on_the_node() -> None:
+    assert node_local_endpoint("http://169.254.169.254/", "metadata") == "http://169.254.169.254"
+    assert node_local_endpoint("http://127.0.0.1:8080/x", "metadata") == "http://127.0.0.1:8080/x"
+    assert node_local_endpoint("https://agent.example/creds", "pod identity")
+    for bad in ("http://192.0.2.1", "ftp://127.0.0.1", "http://user:pw@127.0.0.1", "not a url"):
+        with pytest.raises(EndpointError):
+            node_local_endpoint(bad, "metadata")
+
+
+def test_sts_endpoint_from_the_sdk_variable_or_the_region() -> None:
+    assert service_endpoint({}, "sts", "cn-north-4") == "https://sts.cn-north-4.myhuaweicloud.com"
+    env = {"HUAWEICLOUD_SDK_STS_ENDPOINT": "http://127.0.0.1:9/"}
+    assert service_endpoint(env, "sts", "cn-north-4") == "http://127.0.0.1:9"
+    with pytest.raises(EndpointError, match="HUAWEICLOUD_SDK_STS_ENDPOINT"):
+        service_endpoint({"HUAWEICLOUD_SDK_STS_ENDPOINT": "http://sts.example"}, "sts", None)
+    with pytest.raises(EndpointError, match="--region"):
+        service_endpoint({}, "iam", None)
+
+
+def test_env_paths_in_the_sdks_order(http: IdentityHttp) -> None:
+    oidc = {
+        "HUAWEICLOUD_OIDC_PROVIDER_URN": "p",
+        "HUAWEICLOUD_OIDC_AGENCY_URN": "a",
+        "HUAWEICLOUD_OIDC_ID_TOKEN": ID_TOKEN,
+    }
+    iam = {"HUAWEICLOUD_SDK_IDP_ID": "kube", "HUAWEICLOUD_SDK_ID_TOKEN_FILE": "/t"}
+    pod = {
+        "HC_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/c",
+        "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE": "/t",
+    }
+    region = "ap-southeast-1"
+    assert isinstance(
+        provider_from_env({**pod, **iam, **oidc}, http=http, region=region), OidcStsProvider
+    )
+    assert isinstance(
+        provider_from_env({**pod, **iam}, http=http, region=region), FederatedIamProvider
+    )
+    assert isinstance(provider_from_env(pod, http=http, region=region), PodIdentityProvider)
+    assert provider_from_env({}, http=http, region=region) is None
+    chosen = provider_from_env(
+        oidc, http=http, region=region, metadata_endpoint="http://127.0.0.1:1"
+    )
+    assert isinstance(chosen, MetadataProvider)
+    with pytest.raises(CredentialsMissing, match="HUAWEICLOUD_OIDC_DURATION_SECONDS"):
+        provider_from_env(
+            {**oidc, "HUAWEICLOUD_OIDC_DURATION_SECONDS": "60"}, http=http, region=region
+        )
