@@ -283,6 +283,17 @@ class IdentityState:
     #: exchanges that succeeded, per kind ("oidc", "assume", "iam", "metadata", "pod-identity").
     exchanges: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
+    #: Injected outages: kind -> answers left that are 503 (-1: until cleared).
+    outages: dict[str, int] = field(default_factory=dict)
+
+    def take_outage(self, kind: str) -> bool:
+        """True when this request of `kind` must fail (and one fewer remains)."""
+        left = self.outages.get(kind, 0)
+        if left == 0:
+            return False
+        if left > 0:
+            self.outages[kind] = left - 1
+        return True
 
     def configure(self, config: IdentityConfig | dict[str, Any]) -> None:
         self.config = (
@@ -295,6 +306,7 @@ class IdentityState:
             "config": self.config.model_dump(by_alias=True, exclude_none=True),
             "exchanges": dict(self.exchanges),
             "refusals": dict(self.refusals),
+            "outages": {kind: left for kind, left in self.outages.items() if left},
             "sessions": [
                 {"accessKey": s.access_key, "agency": s.agency, "expiresAt": s.expires_at}
                 for s in self.sessions.values()

@@ -9,6 +9,7 @@ metadata service and CCE's pod-identity agent, as the official SDK calls them.
     GET  /openstack/latest/securitykey        the node agency's temporary AK/SK
     POST /v1/pod-identity/credentials         pod identity (token in Authorization)
     GET|PUT /_sim/identity                    the configuration (see `identity.py`)
+    POST|DELETE /_sim/identity/outage         {"kind", "count"?}: answer 503 (an outage)
 
 Issued keys go into the same credential store the CCE API checks, with their
 projects and expiry, so the CCE API accepts them (signature and X-Security-Token)
@@ -355,6 +356,30 @@ async def pod_identity(request: web.Request, state: SimulatorState) -> web.Respo
     )
 
 
+OUTAGE_KINDS = ("oidc", "assume", "iam", "metadata", "pod-identity")
+
+
+async def start_outage(request: web.Request, state: SimulatorState) -> web.Response:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError:
+        body = None
+    kind = body.get("kind") if isinstance(body, dict) else None
+    count = body.get("count", -1) if isinstance(body, dict) else None
+    if kind not in OUTAGE_KINDS or not isinstance(count, int) or count == 0 or count < -1:
+        return web.json_response(
+            {"error": f'give {{"kind": one of {list(OUTAGE_KINDS)}, "count": n or -1}}'},
+            status=400,
+        )
+    state.identity.outages[kind] = count
+    return web.json_response(state.identity.describe(), status=201)
+
+
+async def end_outages(request: web.Request, state: SimulatorState) -> web.Response:
+    state.identity.outages.clear()
+    return web.json_response(state.identity.describe())
+
+
 async def show_config(request: web.Request, state: SimulatorState) -> web.Response:
     return web.json_response(state.identity.describe())
 
@@ -378,10 +403,16 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _route(
-    handler: Handler, state: SimulatorState, kind: str | None
+    handler: Handler, state: SimulatorState, group: str | None, counted: bool
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
         identity = state.identity
+        if group is not None and identity.take_outage(group):
+            identity.refusals[group] = identity.refusals.get(group, 0) + 1
+            return web.json_response(
+                {"error_code": "STS.0503", "error_msg": "injected outage: service unavailable"},
+                status=503,
+            )
         try:
             response = await handler(request, state)
         except Refusal as exc:
@@ -391,25 +422,27 @@ def _route(
             else:
                 body = {"error_code": exc.code, "error_msg": exc.message}
             return web.json_response(body, status=exc.status)
-        if kind is not None:
-            identity.exchanges[kind] = identity.exchanges.get(kind, 0) + 1
+        if group is not None and counted:
+            identity.exchanges[group] = identity.exchanges.get(group, 0) + 1
         return response
 
     return handle
 
 
 def add_identity_routes(app: web.Application, state: SimulatorState) -> None:
-    # (method, path, handler, the kind counted in `exchanges` when it succeeds)
-    routes: list[tuple[str, str, Handler, str | None]] = [
-        ("POST", "/v5/agencies/assume-with-oidc", assume_with_oidc, "oidc"),
-        ("POST", "/v5/agencies/assume", assume_agency, "assume"),
-        ("POST", "/v3.0/OS-AUTH/id-token/tokens", iam_id_token, None),
-        ("POST", "/v3.0/OS-CREDENTIAL/securitytokens", iam_security_tokens, "iam"),
-        ("PUT", "/meta-data/latest/api/token", metadata_token, None),
-        ("GET", "/openstack/latest/securitykey", metadata_security_key, "metadata"),
-        ("POST", POD_IDENTITY_PATH, pod_identity, "pod-identity"),
-        ("GET", "/_sim/identity", show_config, None),
-        ("PUT", "/_sim/identity", put_config, None),
+    # (method, path, handler, its kind (outages; counts), whether a success is an exchange)
+    routes: list[tuple[str, str, Handler, str | None, bool]] = [
+        ("POST", "/v5/agencies/assume-with-oidc", assume_with_oidc, "oidc", True),
+        ("POST", "/v5/agencies/assume", assume_agency, "assume", True),
+        ("POST", "/v3.0/OS-AUTH/id-token/tokens", iam_id_token, "iam", False),
+        ("POST", "/v3.0/OS-CREDENTIAL/securitytokens", iam_security_tokens, "iam", True),
+        ("PUT", "/meta-data/latest/api/token", metadata_token, "metadata", False),
+        ("GET", "/openstack/latest/securitykey", metadata_security_key, "metadata", True),
+        ("POST", POD_IDENTITY_PATH, pod_identity, "pod-identity", True),
+        ("GET", "/_sim/identity", show_config, None, False),
+        ("PUT", "/_sim/identity", put_config, None, False),
+        ("POST", "/_sim/identity/outage", start_outage, None, False),
+        ("DELETE", "/_sim/identity/outage", end_outages, None, False),
     ]
-    for method, path, handler, kind in routes:
-        app.router.add_route(method, path, _route(handler, state, kind))
+    for method, path, handler, group, counted in routes:
+        app.router.add_route(method, path, _route(handler, state, group, counted))
