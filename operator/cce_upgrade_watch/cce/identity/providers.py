@@ -4,6 +4,17 @@ Each provider knows one exchange and returns `KeyCredentials` with an expiry;
 none caches (that is `CredentialCache`'s job, keyed by `provider.identity`, a
 description that names no secret). Requests, answers and header names are those
 of the official SDK (`huaweicloudsdkcore/auth/internal.py`, `huaweicloudsdksts`).
+
+Huawei's pages for each path:
+- AssumeAgencyWithOIDC (sessions of 900 s up to the agency's maximum of 1 to 12
+  hours; one hour at most when chained through AssumeAgency):
+  https://support.huaweicloud.com/intl/en-us/api-iam5/AssumeAgencyWithOIDC.html
+- temporary credentials and STS in general:
+  https://support.huaweicloud.com/intl/en-us/usermanual-iam5/iam_01_1236.html
+- workload identity through the older IAM (identity provider, id token):
+  https://support.huaweicloud.com/usermanual-cce/cce_10_2188.html
+- CCE pod identity:
+  https://support.huaweicloud.com/intl/en-us/usermanual-cce/cce_10_1110.html
 """
 
 from __future__ import annotations
