@@ -295,6 +295,12 @@ class IdentityState:
             self.outages[kind] = left - 1
         return True
 
+    def forget_issued(self) -> None:
+        """Drop sessions and tokens (their keys left the credential store on reset)."""
+        self.sessions.clear()
+        self.unscoped_tokens.clear()
+        self.metadata_tokens.clear()
+
     def configure(self, config: IdentityConfig | dict[str, Any]) -> None:
         self.config = (
             config if isinstance(config, IdentityConfig) else parse_identity_config(config)

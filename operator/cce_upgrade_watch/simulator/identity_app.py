@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cce_upgrade_watch.cce.identity.providers import NO_AGENCY_TEXT
 from cce_upgrade_watch.cce.signing import parse_authorization
 from cce_upgrade_watch.simulator.identity import (
     AgencyModel,
@@ -44,7 +45,6 @@ STS_DURATION = (900, 12 * 3600)
 IAM_DURATION = (900, 24 * 3600)
 UNSCOPED_TOKEN_SECONDS = 600
 METADATA_TOKEN_MAX_TTL = 6 * 3600
-CONFIGURE_AGENCY_FIRST = "Please configure Cloud Service Agency first"
 POD_IDENTITY_PATH = "/v1/pod-identity/credentials"
 MAX_BODY = 64 * 1024
 
@@ -199,6 +199,8 @@ async def assume_with_oidc(request: web.Request, state: SimulatorState) -> web.R
 
 async def assume_agency(request: web.Request, state: SimulatorState) -> web.Response:
     raw = await request.read()
+    if parse_authorization(request.headers.get("Authorization", "")) is None:
+        raise Refusal(401, "STS.0401", "AssumeAgency needs an AK/SK signature", kind="assume")
     failure = state.credentials.authenticate(
         method=request.method,
         raw_path=request.rel_url.raw_path,
@@ -309,7 +311,7 @@ async def metadata_security_key(request: web.Request, state: SimulatorState) -> 
         raise Refusal(401, "Metadata.0401", "a valid X-Metadata-Token is required", kind="metadata")
     urn = state.identity.config.metadata_agency
     if urn is None:
-        raise Refusal(401, "Metadata.0401", CONFIGURE_AGENCY_FIRST, kind="metadata")
+        raise Refusal(401, "Metadata.0401", NO_AGENCY_TEXT, kind="metadata")
     issued = _issue(state, _agency(state.identity.config, urn, "metadata"), 24 * 3600)
     return _json({"credential": _iam_credential(issued)})
 

@@ -173,6 +173,7 @@ class SimulatorState:
         self.style = DEFAULT_STYLE
         self.stats = GlobalStats()
         self.credentials.clear()
+        self.identity.forget_issued()
         scenario = self.scenario or Scenario(name="empty")
         self.timelines = {**builtin_timelines(), **scenario.timelines}
         credentials = scenario.credentials + self.extra_credentials

@@ -193,6 +193,23 @@ async def test_metadata_without_a_node_agency_is_an_exchange_failure(world: Worl
     world.sim.state.identity.configure(config)
     with pytest.raises(IdentityExchangeFailed, match="configure Cloud Service Agency"):
         await MetadataProvider(world.http, world.sim.url).fetch()
+    # Not a session problem: no second session token is asked for.
+    assert world.sim.state.identity.refusals == {"metadata": 1}
+
+
+async def test_assume_agency_needs_a_signature(world: World) -> None:
+    answer = await world.http.call(
+        "probe", "GET", world.sim.url + "/_sim/identity"
+    )  # the control API is open; AssumeAgency is not
+    assert answer.status_code == 200
+    with pytest.raises(IdentityExchangeFailed, match="needs an AK/SK signature"):
+        await world.http.call(
+            "assume agency",
+            "POST",
+            world.sim.url + "/v5/agencies/assume",
+            headers={"X-Auth-Token": "some-token"},
+            json_body={"agency_urn": CROSS_AGENCY_URN},
+        )
 
 
 async def test_pod_identity_provider(world: World, tmp_path: Path) -> None:

@@ -57,6 +57,8 @@ DOCUMENTED_METADATA_ENDPOINT = "http://169.254.169.254"
 METADATA_TOKEN_HEADER = "X-Metadata-Token"  # noqa: S105 (a header name)
 METADATA_TOKEN_TTL_HEADER = "X-Metadata-Token-Ttl-Seconds"  # noqa: S105 (a header name)
 METADATA_TOKEN_TTL_SECONDS = 6 * 3600  # the SDK's
+#: What the metadata service says when the ECS has no agency (the SDK's test too).
+NO_AGENCY_TEXT = "Please configure Cloud Service Agency first"
 IDP_ID_HEADER = "X-Idp-Id"
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"  # noqa: S105 (a header name)
 #: IAM's securitytokens default in the SDK's FederalAccessor: 6 hours.
@@ -270,7 +272,8 @@ class MetadataProvider:
             try:
                 return await self._security_key()
             except IdentityExchangeFailed as exc:
-                if exc.status_code != 401:
+                # "Please configure Cloud Service Agency first" is no session problem.
+                if exc.status_code != 401 or NO_AGENCY_TEXT in (exc.error_msg or ""):
                     raise
             # The session token expired: one new one, one more try.
             self._session_token = await self._new_session_token()
