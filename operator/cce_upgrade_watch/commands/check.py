@@ -162,28 +162,21 @@ def execute(args: argparse.Namespace) -> int:
         endpoint = resolve_endpoint(region=args.region, endpoint=args.endpoint)
     except EndpointError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    timeout = httpx.Timeout(args.timeout, connect=min(5.0, args.timeout))
-    identity_http = IdentityHttp(AiohttpSender(timeout, 2))
     try:
-        source = _credential_source(args, identity_http)
-    except CredentialsMissing as exc:
+        auth = auth_from_environment(args)
+    except (CredentialsMissing, IdentityExchangeFailed) as exc:
         return _fail(str(exc), EXIT_CREDENTIALS)
     except EndpointError as exc:
         return _fail(str(exc), EXIT_USAGE)
 
-    client = CceClient(timeout=timeout, max_in_flight=1)
+    client = CceClient(
+        timeout=httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)), max_in_flight=1
+    )
     try:
         workflows = asyncio.run(
-            _fetch(
-                client,
-                identity_http,
-                args.project_id,
-                args.cluster_id,
-                endpoint=endpoint,
-                source=source,
-            )
+            _fetch(client, args.project_id, args.cluster_id, endpoint=endpoint, auth=auth)
         )
-    except (CredentialsRejected, IdentityExchangeFailed) as exc:
+    except CredentialsRejected as exc:
         return _fail(str(exc), EXIT_CREDENTIALS)
     except ClusterNotFound as exc:
         return _fail(str(exc), EXIT_NOT_FOUND)
@@ -205,62 +198,54 @@ def execute(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _credential_source(
-    args: argparse.Namespace, http: IdentityHttp
-) -> httpx.Auth | CredentialProvider:
-    """Static credentials as an `httpx.Auth`, or the provider that will fetch
-    temporary ones (wrapped in AssumeAgency with `--assume-agency`)."""
+def auth_from_environment(args: argparse.Namespace) -> httpx.Auth:
+    """The environment's static credentials, or temporary ones obtained now through
+    the keyless path it describes (then `--assume-agency`, when given)."""
     env = os.environ
-    provider: CredentialProvider | None = None
     if not args.metadata_endpoint and has_static_credentials(env):
         auth = credentials_from_env(env, args.project_id)
         if not args.assume_agency:
             return auth
         if not isinstance(auth, AkSkAuth):
             raise CredentialsMissing(f"--assume-agency signs with AK/SK; {ENV_TOKEN} cannot")
-        provider = StaticProvider(
-            KeyCredentials(
-                env[ENV_ACCESS_KEY].strip(),
-                env[ENV_SECRET_KEY].strip(),
-                env.get(ENV_SECURITY_TOKEN, "").strip() or None,
-            ),
-            label=ENV_ACCESS_KEY,
+        static = KeyCredentials(
+            env[ENV_ACCESS_KEY].strip(),
+            env[ENV_SECRET_KEY].strip(),
+            env.get(ENV_SECURITY_TOKEN, "").strip() or None,
         )
-    else:
-        provider = identity_env.provider_from_env(
+        return asyncio.run(_exchange(args, StaticProvider(static, label=ENV_ACCESS_KEY)))
+    return asyncio.run(_exchange(args, None))
+
+
+async def _exchange(args: argparse.Namespace, source: CredentialProvider | None) -> httpx.Auth:
+    env = os.environ
+    http = IdentityHttp(
+        AiohttpSender(httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)), 2)
+    )
+    try:
+        provider = source or identity_env.provider_from_env(
             env, http=http, region=args.region, metadata_endpoint=args.metadata_endpoint
         )
-    if provider is None:
-        credentials_from_env(env, args.project_id)  # raises, naming every option
-        raise AssertionError("unreachable")
-    if args.assume_agency:
-        provider = AssumeAgencyProvider(
-            http=http,
-            sts_endpoint=identity_env.service_endpoint(env, "sts", args.region),
-            agency_urn=args.assume_agency.strip(),
-            source=provider.fetch,
-            source_identity=provider.identity,
-        )
-    return provider
+        if provider is None:
+            credentials_from_env(env, args.project_id)  # raises, naming every option
+            raise AssertionError("unreachable")
+        if args.assume_agency:
+            provider = AssumeAgencyProvider(
+                http=http,
+                sts_endpoint=identity_env.service_endpoint(env, "sts", args.region),
+                agency_urn=args.assume_agency.strip(),
+                source=provider.fetch,
+                source_identity=provider.identity,
+            )
+        return (await provider.fetch()).auth(args.project_id)
+    finally:
+        await http.aclose()
 
 
 async def _fetch(
-    client: CceClient,
-    identity_http: IdentityHttp,
-    project_id: str,
-    cluster_id: str,
-    *,
-    endpoint: str,
-    source: httpx.Auth | CredentialProvider,
+    client: CceClient, project_id: str, cluster_id: str, *, endpoint: str, auth: httpx.Auth
 ) -> list[UpgradeWorkflow]:
     async with client:
-        try:
-            if isinstance(source, httpx.Auth):
-                auth = source
-            else:
-                auth = (await source.fetch()).auth(project_id)
-        finally:
-            await identity_http.aclose()
         return await client.list_upgrade_workflows(
             project_id, cluster_id, endpoint=endpoint, auth=auth
         )
