@@ -105,10 +105,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         default=None,
         help="coordinate with other replicas through the KopfPeering object NAME "
-        "(without it the operator runs standalone)",
+        "(without it the operator runs standalone): only the highest --priority works; "
+        "replicas of equal priority all pause",
     )
+    # kopf/_core/engines/peering.py (kopf 1.45, `process_peering_event`): a live peer of
+    # higher priority pauses this replica; live peers of EQUAL priority pause every one
+    # of them, this one included ("Pausing all operators, including self"); they resume
+    # only when the others are gone. (kopf skips that only for its `shard_selectors`
+    # setting, which this operator does not use: `--selector` sets `label_selectors`.)
     peering.add_argument(
-        "--priority", type=int, default=0, help="peering priority; the highest one works"
+        "--priority",
+        type=int,
+        default=0,
+        help="peering priority (default 0): the replica with the highest priority works, "
+        "lower ones stand by; replicas of EQUAL priority all pause, this one included, "
+        "until only one of them is left (kopf's rule, also with --selector); so give "
+        "every replica of one peering a distinct priority",
     )
     peering.add_argument(
         "--peering-lifetime",
