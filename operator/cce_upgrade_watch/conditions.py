@@ -5,9 +5,13 @@ then `Reconciling=True` (InProgress), then `Stalled=True` (Failed), and people
 gate on `Ready`. So:
 
 - `Synced`: did the last poll work.
-- `Reconciling`: an upgrade is in progress (phase Init or Running). Forced False
-  while polling needs a person, so kstatus reports Failed, not InProgress forever.
-- `Stalled`: a task failed (phase Pending), or polling cannot recover by itself.
+- `Reconciling`: an upgrade is being executed (phase Running, or a task Queuing
+  or Running). Not Init: the API says "Init: no task is running", and a workflow
+  can sit in Init for days, which would keep `kubectl wait --for=condition=Ready`
+  and every kstatus gate waiting. Forced False while polling needs a person, so
+  kstatus reports Failed, not InProgress forever.
+- `Stalled`: a task failed (phase Pending, of the current workflow or of any
+  other one in the mirrored list), or polling cannot recover by itself.
 - `Ready`: Synced, not Reconciling, not Stalled.
 
 All four are always present, in a fixed order, so the same facts always give
@@ -92,6 +96,7 @@ class Reason(StrEnum):
     UPGRADE_NOT_RUNNING = "UpgradeNotRunning"
     UPGRADE_SUCCEEDED = "UpgradeSucceeded"
     UPGRADE_CANCELLED = "UpgradeCancelled"
+    UPGRADE_NOT_STARTED = "UpgradeNotStarted"  # Init: no task has started
     UPGRADE_IDLE = "UpgradeIdle"  # a phase this code does not know, or none
     NO_UPGRADE = "NoUpgrade"
     TASK_FAILED = "TaskFailed"
@@ -107,6 +112,10 @@ class WorkflowFacts:
     cluster_version: str | None = None
     target_version: str | None = None
     failed_tasks: tuple[str, ...] = ()
+    #: A task of the current workflow is Queuing or Running.
+    task_in_progress: bool = False
+    #: Other mirrored workflows (history) in phase Pending, described for a message.
+    pending_elsewhere: tuple[str, ...] = ()
 
     def describe(self) -> str:
         versions = f"{self.cluster_version or '?'} -> {self.target_version or '?'}"
@@ -140,6 +149,15 @@ def derive_conditions(
 
     reconciling = _reconciling(workflow, synced, needs_a_person)
     stalled = _stalled(workflow, synced, needs_a_person)
+    if stalled.status and reconciling.status:
+        # kstatus reads Reconciling first: both True would hide Failed behind
+        # InProgress, and a stuck workflow needs a person whatever else runs.
+        reconciling = ConditionState(
+            ConditionType.RECONCILING,
+            False,
+            stalled.reason,
+            "Cannot complete while something is stuck: " + stalled.message,
+        )
     ready = _ready(workflow, synced, reconciling, stalled)
     return [ready, synced, reconciling, stalled]
 
@@ -157,12 +175,19 @@ def _reconciling(
         )
     if not workflow.present:
         return ConditionState(kind, False, Reason.NO_UPGRADE, "No upgrade workflow is known")
-    if workflow.phase in (Phase.INIT, Phase.RUNNING):
+    if workflow.phase == Phase.RUNNING or workflow.task_in_progress:
         return ConditionState(
             kind,
             True,
             Reason.UPGRADE_RUNNING,
-            f"{workflow.describe()} is in progress (phase {workflow.phase})",
+            f"{workflow.describe()} is in progress (phase {workflow.phase or 'unknown'})",
+        )
+    if workflow.phase == Phase.INIT:
+        return ConditionState(
+            kind,
+            False,
+            Reason.UPGRADE_NOT_STARTED,
+            f"{workflow.describe()} has not started (phase Init: no task is running)",
         )
     return ConditionState(
         kind,
@@ -186,6 +211,13 @@ def _stalled(
             True,
             Reason.TASK_FAILED,
             f"{workflow.describe()} is stuck (phase Pending): {failed} failed",
+        )
+    if workflow.pending_elsewhere:
+        return ConditionState(
+            kind,
+            True,
+            Reason.TASK_FAILED,
+            f"{', '.join(workflow.pending_elsewhere)} is stuck (phase Pending): a task failed",
         )
     return ConditionState(kind, False, Reason.NOT_STALLED, "Nothing needs a person")
 
@@ -214,6 +246,8 @@ def _ready(
         return ConditionState(
             kind, True, Reason.UPGRADE_CANCELLED, f"{workflow.describe()} was cancelled"
         )
+    if workflow.phase == Phase.INIT:
+        return ConditionState(kind, True, reconciling.reason, reconciling.message)
     return ConditionState(
         kind,
         True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from cce_upgrade_watch.cce.client import CceClient, RetryPolicy
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
-from cce_upgrade_watch.kubeapi import KubeApi, load_client_config
+from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_client_config
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
@@ -49,7 +50,13 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     metrics: OperatorMetrics = memo.metrics
-    kube = KubeApi(load_client_config())
+    kill_after = os.environ.get(KILL_AFTER_EVENTS_ENV, "").strip()  # test only
+    kube = KubeApi(
+        load_client_config(),
+        reporting_component=REPORTING_COMPONENT,
+        reporting_instance=settings.posting.reporting_instance,
+        kill_after_events=int(kill_after) if kill_after.isdigit() else None,
+    )
     memo.kube = kube
     memo.loops = {}
     metrics.watch_count(lambda: len(memo.loops))
@@ -107,8 +114,12 @@ async def poll(
 ) -> None:
     """The object's poll loop, for as long as the object exists."""
 
-    def post_event(event: Event) -> None:
-        kopf.event(body, type=str(event.type), reason=str(event.reason), message=event.message)
+    kube: KubeApi = memo.kube
+
+    async def post_event(event: Event) -> None:
+        # Created now, before the status write, under a deterministic name (not
+        # queued with kopf.event, which posts later and may lose it): events.py.
+        await kube.create_event(body, event)
 
     loop = PollLoop(body, memo.services, post_event)
     memo.loops[uid] = loop

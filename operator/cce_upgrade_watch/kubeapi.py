@@ -1,4 +1,5 @@
-"""The few Kubernetes calls the operator makes beyond kopf: read a Secret, patch status.
+"""The few Kubernetes calls the operator makes beyond kopf: read a Secret, create an
+Event, patch status.
 
 kopf applies a daemon's `patch` only when the daemon exits, so a long-running
 poll loop writes its status itself. The official client is synchronous; its
@@ -9,15 +10,35 @@ starve the event loop's default executor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
+import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import kubernetes
 
 from cce_upgrade_watch.credentials import CredentialsNotFound
-from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
+from cce_upgrade_watch.events import Event, event_name
+from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, StatusRejected
+from cce_upgrade_watch.resource import GROUP, KIND, PLURAL, VERSION
+
+logger = logging.getLogger(__name__)
+
+#: TEST ONLY. A whole number N: the operator SIGKILLs itself right after its N-th
+#: Event create call (created or already there), before the status write that
+#: follows. The exactly-once e2e test kills it at every point that way; never set
+#: it anywhere else. Read once, at start-up (see `handlers.py`).
+KILL_AFTER_EVENTS_ENV = "CCE_UPGRADE_WATCH_TEST_KILL_AFTER_EVENTS"
+
+# 4xx answers to an Event create that no retry can fix (no permission, an Event
+# the API server finds invalid): logged and skipped, so they never block the
+# status. 409 AlreadyExists means delivered.
+_EVENT_UNDELIVERABLE = frozenset({400, 403, 404, 422})
 
 
 def load_client_config() -> kubernetes.client.Configuration:
@@ -31,13 +52,25 @@ def load_client_config() -> kubernetes.client.Configuration:
 
 
 class KubeApi:
-    def __init__(self, configuration: kubernetes.client.Configuration, workers: int = 8) -> None:
+    def __init__(
+        self,
+        configuration: kubernetes.client.Configuration,
+        workers: int = 8,
+        *,
+        reporting_component: str = "cce-upgrade-watch",
+        reporting_instance: str = "",
+        kill_after_events: int | None = None,
+    ) -> None:
         configuration.connection_pool_maxsize = workers
         self._client = kubernetes.client.ApiClient(configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._custom = kubernetes.client.CustomObjectsApi(self._client)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubeapi")
         self.status_patches = 0  # writes made, for tests and benchmarks
+        self._component = reporting_component
+        self._instance = reporting_instance or os.environ.get("HOSTNAME", "") or "unknown"
+        self._kill_after_events = kill_after_events
+        self._event_calls = 0
 
     async def _run(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -58,10 +91,66 @@ class KubeApi:
             raise
         return dict(secret.data or {})
 
+    async def create_event(self, involved: Mapping[str, Any], event: Event) -> None:
+        """Create one core/v1 Event about `involved` (a CceUpgradeWatch body), named
+        after its uid and the Event's key, with the fields kopf's own Events carry
+        (so `kubectl describe` and `kubectl events --for` show it the same way).
+
+        409 AlreadyExists: delivered before (by us before a crash). Raises the
+        ApiException when a retry may help (5xx, 429), or the connection error.
+        """
+        meta = involved.get("metadata") or {}
+        namespace, uid = str(meta.get("namespace") or "default"), str(meta.get("uid") or "")
+        now = datetime.now(UTC).isoformat()
+        body = {
+            "metadata": {
+                "name": event_name(str(meta.get("name") or ""), uid, event.key),
+                "namespace": namespace,
+            },
+            "action": "Poll",
+            "type": str(event.type),
+            "reason": str(event.reason),
+            "message": event.message,
+            "reportingComponent": self._component,
+            "reportingInstance": self._instance,
+            "source": {"component": self._component},  # the "From" of `kubectl describe`
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "eventTime": now,
+            "count": 1,
+        }
+        try:
+            await self._run(self._core.create_namespaced_event, namespace, body)
+        except kubernetes.client.ApiException as exc:
+            if exc.status in _EVENT_UNDELIVERABLE:
+                logger.warning(
+                    "dropped the %s Event of %s/%s: the API server answered %s %s",
+                    event.reason,
+                    namespace,
+                    meta.get("name"),
+                    exc.status,
+                    exc.reason,
+                )
+            elif exc.status != 409:
+                raise
+        self._event_calls += 1
+        if self._kill_after_events is not None and self._event_calls >= self._kill_after_events:
+            logger.warning("%s reached: killing the operator (test only)", KILL_AFTER_EVENTS_ENV)
+            os.kill(os.getpid(), signal.SIGKILL)
+
     async def patch_status(
         self, namespace: str, name: str, status_patch: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
-        """Merge-patch `.status`; returns the stored status, or None if the object is gone."""
+        """Merge-patch `.status`; returns the stored status (with the object's
+        resourceVersion under `RESOURCE_VERSION_KEY`), or None if the object is
+        gone. Raises `StatusRejected` when the API server refuses the content."""
         self.status_patches += 1
         try:
             result = await self._run(
@@ -76,10 +165,26 @@ class KubeApi:
         except kubernetes.client.ApiException as exc:
             if exc.status == 404:
                 return None
+            if exc.status in (413, 422):
+                raise StatusRejected(_rejection(exc)) from None
             raise
-        status: Mapping[str, Any] = result.get("status") or {}
+        status: dict[str, Any] = dict(result.get("status") or {})
+        version = (result.get("metadata") or {}).get("resourceVersion")
+        if version is not None:
+            status[RESOURCE_VERSION_KEY] = version
         return status
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()  # type: ignore[no-untyped-call]
+
+
+def _rejection(exc: kubernetes.client.ApiException) -> str:
+    """`HTTP 422: <the Status message>`, short: the message may quote the status."""
+    message = str(exc.reason or "")
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(exc.body or "{}").get("message") or message
+    message = " ".join(message.split())
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"HTTP {exc.status}: {message}"

@@ -1,14 +1,22 @@
 """The poll loop of one CceUpgradeWatch: fetch, reconcile, write on change, sleep.
 
 This is the I/O shell around the pure core in `reconcile.py`. It knows nothing
-of kopf: `handlers.py` hands it the live object body, a way to post Events and a
-stop signal. One loop runs per object; they share the CCE client (and its
+of kopf: `handlers.py` hands it the live object body, a way to create Events and
+a stop signal. One loop runs per object; they share the CCE client (and its
 concurrency limit), the Kubernetes client and the credentials cache.
+
+Order of writes, for Events exactly once (see `events.py`): every Event of a
+poll is created (synchronously, under its deterministic name; AlreadyExists
+counts as delivered) before the status write that records its transition. If
+an Event cannot be created, or the status write fails, nothing more is written
+and the poll is retried soon from the same stored status, which derives the
+same Events under the same names.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import random
@@ -21,13 +29,17 @@ from typing import Any, Protocol
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
 from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.reconcile import (
+    INVALID_SPEC,
+    NOTHING_UNCONFIRMED,
     PollFailure,
     PollOutcome,
     ReconcileResult,
+    Unconfirmed,
     WorkflowsFetched,
     acknowledge_generation,
     next_poll_interval,
@@ -48,7 +60,26 @@ POLL_GRID_SECONDS = 1.0
 class StatusWriter(Protocol):
     async def patch_status(
         self, namespace: str, name: str, status_patch: Mapping[str, Any]
-    ) -> Mapping[str, Any] | None: ...
+    ) -> Mapping[str, Any] | None:
+        """Merge-patch `.status`; the stored status as the API server returns it
+        (its `metadata.resourceVersion` under the key `RESOURCE_VERSION_KEY`, if
+        known), or None when the object is gone. Raises `StatusRejected` when the
+        API server refuses the content (422, 413), anything else when it is down."""
+        ...
+
+
+#: Where a `StatusWriter` may put the resourceVersion of the object it wrote.
+RESOURCE_VERSION_KEY = "__resourceVersion"
+
+
+class StatusRejected(Exception):
+    """The API server refused the status itself (422 Invalid, 413 too large):
+    trying the same status again cannot help."""
+
+
+#: Creates one Event (sync or async); raises when it could not be delivered and
+#: a retry may help. AlreadyExists must count as delivered.
+EventPoster = Callable[[Event], Awaitable[None] | None]
 
 
 class StopSignal(Protocol):
@@ -93,7 +124,7 @@ class PollLoop:
         self,
         body: Mapping[str, Any],
         services: Services,
-        post_event: Callable[[Event], None],
+        post_event: EventPoster,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -113,10 +144,20 @@ class PollLoop:
         # What the object looked like at the last poll, to notice what changed since.
         self._seen_generation: int | None = None
         self._seen_poll_now: str | None = None
-        # The status as stored after our last write: the base the core diffs against,
-        # so an Event is derived from what is really stored, even before the watch
-        # delivers our own write back to us.
+        # The status as the API server stored it, returned by our last write (or
+        # newer, from the watch: see `notice`): the base the core diffs against, so
+        # an Event is derived from what is really stored, even before the watch
+        # delivers our own write back to us, and a status someone else edited is
+        # corrected at the next poll.
         self._stored_status: Mapping[str, Any] | None = None
+        self._written_version: str | None = None  # resourceVersion of our last write
+        self._written_version_seen = True  # the watch has delivered that write
+        self._noticed_version: str | None = None
+        # The stored status is the one the last reconcile computed (nobody else's
+        # fields in it), so an unchanged answer may skip the core.
+        self._base_is_ours = True
+        # What the last poll said that the status does not show yet (reconcile.py).
+        self._unconfirmed: Unconfirmed = NOTHING_UNCONFIRMED
         # What the last poll whose status is stored saw, and the interval it chose.
         self._last_seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
         self._last_seen_interval = 0.0
@@ -126,13 +167,30 @@ class PollLoop:
 
     def notice(self, body: Mapping[str, Any]) -> None:
         """Called for every watch event of the object: wake the loop on a spec change
-        or a new poll-now annotation; ignore everything else (our own status writes)."""
+        or a new poll-now annotation; take a status newer than our last write as
+        the base of the next diff (someone else edited it: the next poll corrects
+        it); ignore everything else (our own status writes)."""
         meta = body.get("metadata", {})
+        self._adopt_newer_status(body)
         if meta.get("generation") != self._seen_generation:
             self._wake.set()
         elif _poll_now(meta) != self._seen_poll_now:
             self._force_credentials_refresh = True
             self._wake.set()
+
+    def _adopt_newer_status(self, body: Mapping[str, Any]) -> None:
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        self._noticed_version = version
+        if version is None or self._written_version is None:
+            return
+        if version == self._written_version:
+            self._written_version_seen = True
+        elif self._written_version_seen:
+            # Watch events come in order: after our write's own, each one is newer.
+            status = _as_dict(body.get("status")) or {}
+            if status != self._stored_status:
+                self._stored_status = status
+                self._last_seen = None
 
     async def _sleep(self, seconds: float, stopped: StopSignal) -> None:
         """Sleep; sets `_slept_the_whole_time` unless woken early or stopped."""
@@ -193,13 +251,13 @@ class PollLoop:
             spec = self._parsed_spec(generation)
         except SpecError as exc:
             # The CRD rejects such specs; this guards against an older CRD.
-            outcome: PollOutcome = PollFailure("InvalidSpec", str(exc))
+            outcome: PollOutcome = PollFailure(INVALID_SPEC, str(exc))
             await self._apply(
                 reconcile(self._stored_status, _FALLBACK_SPEC, generation, outcome, self._now())
             )
             return config.default_poll_interval.total_seconds()
         if spec.suspend:
-            await self._write(acknowledge_generation(self._stored_status, generation))
+            await self._write(acknowledge_generation(self._stored_status, generation, spec))
             return float("inf")  # until the spec changes again
         started = time.perf_counter()
         outcome = await self._fetch(spec)
@@ -214,10 +272,21 @@ class PollLoop:
             # client hands back the same workflow objects for the same answer,
             # which makes this comparison an identity check.
             return self._last_seen_interval
-        reconciled = reconcile(self._stored_status, spec, generation, outcome, self._now())
-        stored = await self._apply(reconciled)
-        interval = next_poll_interval(reconciled.status, spec).total_seconds()
-        self._last_seen = seen if stored else None
+        reconciled = reconcile(
+            self._stored_status, spec, generation, outcome, self._now(), self._unconfirmed
+        )
+        try:
+            stored = await self._apply(reconciled)
+        except StatusRejected as exc:
+            reconciled = await self._report_rejected_status(spec, generation, exc)
+            stored = True  # the same answer would be refused again: do not retry it
+        if stored:
+            self._unconfirmed = reconciled.unconfirmed
+        interval = next_poll_interval(reconciled.status, spec, self._unconfirmed).total_seconds()
+        # An answer the core holds back must be seen again to be confirmed.
+        self._last_seen = (
+            seen if stored and self._base_is_ours and not self._unconfirmed.pending else None
+        )
         self._last_seen_interval = interval
         if not stored:
             # The Kubernetes API refused or missed the write: try again soon rather
@@ -265,26 +334,85 @@ class PollLoop:
                 return PollFailure.from_error(exc)
         raise AssertionError("unreachable")
 
+    async def _report_rejected_status(
+        self, spec: WatchSpec, generation: int, exc: StatusRejected
+    ) -> ReconcileResult:
+        """The API server refused the status computed from this answer (too large,
+        invalid): say so with a minimal write (the stored mirror, `Synced=False
+        InvalidResponse`) instead of trying the same status again and again."""
+        logger.warning(
+            "the API server refused the status of %s/%s: %s", self.namespace, self.name, exc
+        )
+        failure = PollFailure(
+            FailureReason.INVALID_RESPONSE,
+            "the API server refused the status computed from the CCE answer "
+            f"({exc}); the status shows the last one it accepted",
+            at_once=True,
+        )
+        reconciled = reconcile(
+            self._stored_status, spec, generation, failure, self._now(), self._unconfirmed
+        )
+        try:
+            await self._apply(reconciled)
+        except StatusRejected as again:
+            logger.error(
+                "the API server refused even the minimal status of %s/%s: %s",
+                self.namespace,
+                self.name,
+                again,
+            )
+        return reconciled
+
     async def _apply(self, reconciled: ReconcileResult) -> bool:
-        if not await self._write(reconciled.status):
-            return False
+        """Create the result's Events, then write its status; True when stored.
+
+        Raises `StatusRejected` when the API server refuses the status itself.
+        """
+        patch = status_patch(self._stored_status, reconciled.status)
+        if patch is None:
+            self._base_is_ours = True
+            return True
         for event in reconciled.events:
-            self._post_event(event)
+            if not await self._deliver(event):
+                return False
+        return await self._write_patch(patch, reconciled.status)
+
+    async def _deliver(self, event: Event) -> bool:
+        try:
+            posted = self._post_event(event)
+            if inspect.isawaitable(posted):
+                await posted
+        except Exception as exc:  # retry with the next poll: same stored status, same name
+            logger.warning(
+                "could not create the %s Event of %s/%s: %s",
+                event.reason,
+                self.namespace,
+                self.name,
+                exc,
+            )
+            return False
         return True
 
     async def _write(self, new_status: Mapping[str, Any]) -> bool:
-        """Patch the status if it changed; True when the new status is stored.
-
-        Events are posted only after their status is stored: if the write fails,
-        the next poll derives them again from the same stored status.
-        """
+        """Patch the status if it changed (no Events); True when it is stored."""
         patch = status_patch(self._stored_status, new_status)
         if patch is None:
             return True
         try:
+            return await self._write_patch(patch, new_status)
+        except StatusRejected as exc:
+            logger.warning(
+                "the API server refused the status of %s/%s: %s", self.namespace, self.name, exc
+            )
+            return False
+
+    async def _write_patch(self, patch: Mapping[str, Any], new_status: Mapping[str, Any]) -> bool:
+        try:
             stored = await self._services.status_writer.patch_status(
                 self.namespace, self.name, patch
             )
+        except StatusRejected:
+            raise
         except Exception as exc:  # the API server may be down: retry at the next poll
             logger.warning(
                 "could not write the status of %s/%s: %s", self.namespace, self.name, exc
@@ -292,9 +420,17 @@ class PollLoop:
             return False
         if stored is None:  # the object was deleted meanwhile
             return False
-        self._stored_status = dict(new_status)
+        stored = dict(stored)
+        version = stored.pop(RESOURCE_VERSION_KEY, None)
+        # What the API server stored is the base of the next diff (not what we
+        # meant to store): a field someone else set beside ours is corrected.
+        self._stored_status = stored
+        self._base_is_ours = status_patch(stored, new_status) is None
+        if version is not None:
+            self._written_version = str(version)
+            self._written_version_seen = self._noticed_version == self._written_version
         self._last_seen = None  # set again by the poll that wrote it, if it did
-        self._services.observer.status_written(self.namespace, self.name, new_status)
+        self._services.observer.status_written(self.namespace, self.name, stored)
         return True
 
     def _now(self) -> datetime:

@@ -4,7 +4,7 @@ No I/O, no kopf, no Kubernetes client: the handler polls, calls `reconcile`,
 writes `status_patch(stored, result.status)` when it is not None, posts
 `result.events`, and sleeps `next_poll_interval(result.status, spec)`.
 
-Two properties the handler relies on:
+Two properties the handler relies on (given the same `Unconfirmed` memory):
 
 - Same input, same output. The new status holds no per-poll data (no "last
   polled" time, no request id), so reconciling an unchanged world against the
@@ -12,10 +12,28 @@ Two properties the handler relies on:
   nothing is written. `lastChangeTime` moves only when the mirrored workflow
   data changes, a condition's `lastTransitionTime` only when its status flips.
 - Events come from the difference between stored and new status (see
-  `events.py`), never from memory, so a restart neither repeats nor loses one.
+  `events.py`), never from memory, and each has a deterministic key, so a
+  restart neither repeats nor loses one.
 
 A failed poll keeps the mirrored workflow data as stored; only the conditions
 (and `observedGeneration`) change.
+
+Some answers are believed only when the next poll says the same; until then the
+status stays exactly as stored (no write, no Event) and the poll loop keeps what
+it saw in `Unconfirmed`, which goes back in with the next poll (a restart forgets
+it, which only costs one more poll):
+
+- one failed poll that a retry may fix (a dropped connection, a 503) after a
+  good one: a failure episode (`Synced=False`, `PollFailed`) opens at the second
+  in a row; at once for a failure that needs a person, and when no good poll
+  of this cluster is stored (a new object, a changed cluster);
+- an answer without the workflow that was current while it was active (Init,
+  Running, Pending), or an empty one: believed at the second such answer, then
+  the status changes and a `WorkflowGone` Event says so.
+
+`status.watched` records which cluster the mirror describes. When the spec
+names another one, the mirror is dropped before anything else, so nothing of
+the old cluster is ever stamped with the new generation.
 """
 
 from __future__ import annotations
@@ -27,7 +45,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 from cce_upgrade_watch.cce.errors import CceError
-from cce_upgrade_watch.cce.models import ACTIVE_PHASES, TaskStatus, UpgradeWorkflow
+from cce_upgrade_watch.cce.models import Phase, TaskStatus, UpgradeWorkflow
+from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.cce.views import workflow_to_status_dict
 from cce_upgrade_watch.conditions import (
     NEEDS_A_PERSON,
@@ -39,19 +58,22 @@ from cce_upgrade_watch.conditions import (
     format_condition_time,
     render_conditions,
 )
-from cce_upgrade_watch.events import Event, events_between
+from cce_upgrade_watch.events import Event, events_between, limit_events, status_fingerprint
 from cce_upgrade_watch.spec import WatchSpec
 
 __all__ = [
+    "NOTHING_UNCONFIRMED",
     "OWNED_STATUS_KEYS",
     "PollFailure",
     "PollOutcome",
     "ReconcileResult",
+    "Unconfirmed",
     "WorkflowsFetched",
     "acknowledge_generation",
     "next_poll_interval",
     "reconcile",
     "status_patch",
+    "watched_identity",
 ]
 
 #: The mirror of the current workflow; a failed poll keeps these as stored.
@@ -59,6 +81,7 @@ _CURRENT_WORKFLOW_KEYS = (
     "phase",
     "clusterVersion",
     "targetVersion",
+    "currentVersion",
     "workflowID",
     "currentTask",
     "progress",
@@ -68,7 +91,18 @@ _CURRENT_WORKFLOW_KEYS = (
 _WORKFLOW_KEYS = (*_CURRENT_WORKFLOW_KEYS, "history")
 
 #: Every `.status` key this module writes. Others (kopf's own, say) are left alone.
-OWNED_STATUS_KEYS = (*_WORKFLOW_KEYS, "lastChangeTime", "observedGeneration", "conditions")
+OWNED_STATUS_KEYS = (
+    *_WORKFLOW_KEYS,
+    "watched",
+    "lastChangeTime",
+    "observedGeneration",
+    "conditions",
+)
+#: Phases in which the workflow may move soon: polled at `activePollInterval`,
+#: and its vanishing from one answer is not believed before the next says the same.
+ACTIVE_PHASES = frozenset({Phase.INIT, Phase.RUNNING, Phase.PENDING})
+#: The poll-failure reason for a spec the operator cannot use (an outdated CRD).
+INVALID_SPEC = "InvalidSpec"
 
 # metav1.Condition's rule for `reason`.
 _CONDITION_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
@@ -100,6 +134,9 @@ class PollFailure:
 
     reason: str
     message: str = ""
+    #: Open the failure episode now, not only at the second failed poll in a row
+    #: (a failure that will repeat, such as a status the API server refuses).
+    at_once: bool = False
 
     def __post_init__(self) -> None:
         reason = self.reason if isinstance(self.reason, str) else ""
@@ -129,11 +166,41 @@ PollOutcome: TypeAlias = WorkflowsFetched | PollFailure
 
 
 @dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """What the last poll said that the status does not show yet.
+
+    The poll loop keeps it between polls and hands it back with the next one.
+    """
+
+    #: Failed polls in a row not yet reported (0 or 1).
+    failed_polls: int = 0
+    #: The active current workflow (its workflowID, "" when it has none) that the
+    #: last successful answer lacked.
+    missing: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """True when the next poll is needed to confirm something: poll it soon."""
+        return self.failed_polls > 0 or self.missing is not None
+
+
+NOTHING_UNCONFIRMED = Unconfirmed()
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileResult:
-    """The status to store (only `OWNED_STATUS_KEYS`) and the Events to post, in order."""
+    """The status to store (only `OWNED_STATUS_KEYS`), the Events to post first,
+    in order, and what to hand to the next poll."""
 
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
+    unconfirmed: Unconfirmed = NOTHING_UNCONFIRMED
+
+
+def watched_identity(spec: WatchSpec) -> dict[str, str]:
+    """`status.watched`: which cluster, through which API, the mirror describes."""
+    where = {"endpoint": spec.endpoint} if spec.endpoint else {"region": str(spec.region)}
+    return {**where, "projectId": spec.project_id, "clusterId": spec.cluster_id}
 
 
 def reconcile(
@@ -142,24 +209,61 @@ def reconcile(
     generation: int,
     outcome: PollOutcome,
     now: datetime,
+    unconfirmed: Unconfirmed = NOTHING_UNCONFIRMED,
 ) -> ReconcileResult:
     """Compute the new status and the Events due, from the stored status and a poll.
 
     `stored_status` is the object's `.status` as read (kopf's `status`, or None);
-    `now` is when the poll finished (naive means UTC). Never raises for any stored
-    status: junk the API server holds is ignored or replaced.
+    `now` is when the poll finished (naive means UTC); `unconfirmed` is what the
+    previous poll's result said (see the module's docstring). Never raises for
+    any stored status: junk the API server holds is ignored or replaced.
     """
-    stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
+    original = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
     now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    held = {key: original[key] for key in OWNED_STATUS_KEYS if key in original}
+
+    stored = original
+    watched: Any = watched_identity(spec)
+    if isinstance(outcome, PollFailure) and outcome.reason == INVALID_SPEC:
+        watched = original.get("watched")  # no usable spec: nothing to compare with
+    elif isinstance(original.get("watched"), dict) and original["watched"] != watched:
+        # Another cluster: the stored mirror says nothing about it. The conditions
+        # stay, so a failure episode that the spec change ends is closed by an Event.
+        stored = {key: value for key, value in original.items() if key not in _MIRROR_KEYS}
+        unconfirmed = NOTHING_UNCONFIRMED
+    cluster_changed = stored is not original
 
     observed_history: list[dict[str, Any]] | None = None
     if isinstance(outcome, WorkflowsFetched):
-        newest_first = sorted(outcome.workflows, key=_creation_order, reverse=True)
-        workflow_part = _mirror(newest_first[0]) if newest_first else {}
-        observed_history = [_history_entry(workflow) for workflow in newest_first[1:]]
+        ordered = current_first(outcome.workflows)
+        missing = _missing_active_workflow(stored, ordered)
+        if missing is not None and missing != unconfirmed.missing:
+            # Maybe a glitch of the API: believed only if the next answer agrees.
+            return ReconcileResult(held, [], Unconfirmed(missing=missing))
+        next_unconfirmed = NOTHING_UNCONFIRMED
+        workflow_part = _mirror(ordered[0]) if ordered else {}
+        observed_history = [_history_entry(workflow) for workflow in ordered[1:]]
         history = observed_history[: spec.history_limit]
         failure = None
     else:
+        synced = find_condition(stored.get("conditions"), ConditionType.SYNCED)
+        if (
+            synced is not None
+            and synced.get("status") == "True"
+            and not (
+                outcome.at_once
+                or outcome.needs_a_person
+                or cluster_changed
+                or unconfirmed.failed_polls
+            )
+        ):
+            # One failed poll that a retry may fix (a dropped connection) opens no
+            # failure episode: only the second in a row does. Without a good poll
+            # stored (a new object, another cluster) there is nothing to keep.
+            return ReconcileResult(
+                held, [], Unconfirmed(failed_polls=1, missing=unconfirmed.missing)
+            )
+        next_unconfirmed = Unconfirmed(missing=unconfirmed.missing)
         workflow_part = _stored_workflow_part(stored)
         history = _dicts(stored.get("history"))[: spec.history_limit]
         failure = outcome
@@ -167,6 +271,8 @@ def reconcile(
         workflow_part["history"] = history
 
     status = dict(workflow_part)
+    if isinstance(watched, dict):
+        status["watched"] = watched
     last_change = _last_change_time(stored, workflow_part, now)
     if last_change is not None:
         status["lastChangeTime"] = last_change
@@ -177,8 +283,28 @@ def reconcile(
         failure.message if failure is not None else "",
     )
     status["conditions"] = render_conditions(states, stored.get("conditions"), generation, now)
-    events = events_between(stored, status, observed_history=observed_history)
-    return ReconcileResult(status=status, events=events)
+    events = events_between(
+        stored,
+        status,
+        observed_history=observed_history,
+        base=status_fingerprint(original, OWNED_STATUS_KEYS),
+    )
+    return ReconcileResult(status, limit_events(events), next_unconfirmed)
+
+
+def _missing_active_workflow(
+    stored: Mapping[str, Any], ordered: Sequence[UpgradeWorkflow]
+) -> str | None:
+    """The stored current workflow's ID ("" without one) if it was active and this
+    answer lacks it (an empty answer lacks everything), else None."""
+    if _text(stored.get("phase")) not in ACTIVE_PHASES:
+        return None
+    workflow_id = _text(stored.get("workflowID"))
+    if workflow_id is None:
+        return "" if not ordered else None
+    if any(workflow.metadata.uid == workflow_id for workflow in ordered):
+        return None
+    return workflow_id
 
 
 def status_patch(
@@ -202,13 +328,20 @@ def status_patch(
     return patch or None
 
 
-def next_poll_interval(status: Mapping[str, Any] | None, spec: WatchSpec) -> timedelta:
+def next_poll_interval(
+    status: Mapping[str, Any] | None,
+    spec: WatchSpec,
+    unconfirmed: Unconfirmed = NOTHING_UNCONFIRMED,
+) -> timedelta:
     """How long the poll loop sleeps after writing this status.
 
-    `activePollInterval` while the mirrored workflow is Init or Running, so task
-    changes show up quickly; `pollInterval` otherwise, and whenever polling
-    waits for a person (a fast retry cannot fix a wrong key).
+    `activePollInterval` while the mirrored workflow is Init, Running or Pending,
+    so task changes (and the start of an upgrade in Init) show up quickly, and
+    while an answer waits to be confirmed by the next; `pollInterval` otherwise,
+    and whenever polling waits for a person (a fast retry cannot fix a wrong key).
     """
+    if unconfirmed.pending:
+        return spec.active_poll_interval
     status = status if isinstance(status, Mapping) else {}
     synced = find_condition(status.get("conditions"), ConditionType.SYNCED)
     waits_for_a_person = (
@@ -224,16 +357,22 @@ def next_poll_interval(status: Mapping[str, Any] | None, spec: WatchSpec) -> tim
 
 
 def acknowledge_generation(
-    stored_status: Mapping[str, Any] | None, generation: int
+    stored_status: Mapping[str, Any] | None, generation: int, spec: WatchSpec | None = None
 ) -> dict[str, Any]:
     """The stored status with `observedGeneration` (its own and the conditions') set.
 
     For a spec change that is handled without a poll, such as `suspend: true`:
     kstatus readers (Flux, Argo CD) see InProgress until `observedGeneration`
-    catches up with `metadata.generation`. Nothing else changes, so no Event is due.
+    catches up with `metadata.generation`. Nothing else changes, so no Event is
+    due; except that a mirror of another cluster than `spec` names is dropped.
     """
     stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
     status = {key: stored[key] for key in OWNED_STATUS_KEYS if key in stored}
+    if spec is not None and isinstance(status.get("watched"), dict):
+        watched = watched_identity(spec)
+        if status["watched"] != watched:
+            status = {key: value for key, value in status.items() if key not in _MIRROR_KEYS}
+            status["watched"] = watched
     status["observedGeneration"] = generation
     conditions = status.get("conditions")
     if isinstance(conditions, list):
@@ -249,14 +388,6 @@ def acknowledge_generation(
 # ---------------------------------------------------------------- the mirror
 
 
-def _creation_order(workflow: UpgradeWorkflow) -> tuple[bool, datetime, datetime, str]:
-    # Workflows without a creation time count as the oldest; update time and uid
-    # break ties, so the API's list order never decides which workflow is current.
-    created = workflow.metadata.creation_timestamp
-    updated = workflow.metadata.update_timestamp
-    return (created is not None, created or _EPOCH, updated or _EPOCH, workflow.metadata.uid or "")
-
-
 def _mirror(workflow: UpgradeWorkflow) -> dict[str, Any]:
     """The current workflow in the API's own field names, absent fields omitted."""
     view = workflow_to_status_dict(workflow)
@@ -269,6 +400,11 @@ def _mirror(workflow: UpgradeWorkflow) -> dict[str, Any]:
         part["pointStatuses"] = points
     if view.get("lineStatuses"):
         part["lineStatuses"] = view["lineStatuses"]
+    # What the cluster runs now: the target once the upgrade succeeded.
+    current_version = (
+        part.get("targetVersion") if part.get("phase") == Phase.SUCCESS else None
+    ) or part.get("clusterVersion")
+    _put(part, "currentVersion", current_version)
     return part
 
 
@@ -278,6 +414,8 @@ def _history_entry(workflow: UpgradeWorkflow) -> dict[str, Any]:
 
 
 _MIRRORED_FIELDS = ("phase", "clusterVersion", "targetVersion", "workflowID")
+#: What describes the watched cluster: dropped when the spec names another one.
+_MIRROR_KEYS = frozenset({*_WORKFLOW_KEYS, "watched", "lastChangeTime"})
 _HISTORY_FIELDS = ("workflowID", "phase", "clusterVersion", "targetVersion", "createdAt")
 
 
@@ -299,12 +437,25 @@ def _facts(status: Mapping[str, Any]) -> WorkflowFacts:
         for point in (points if isinstance(points, list) else [])
         if isinstance(point, Mapping) and point.get("status") == TaskStatus.FAILED
     )
+    in_progress = any(
+        isinstance(point, Mapping)
+        and point.get("status") in (TaskStatus.QUEUING, TaskStatus.RUNNING)
+        for point in (points if isinstance(points, list) else [])
+    )
+    pending_elsewhere = tuple(
+        f"Upgrade {entry.get('clusterVersion') or '?'} -> {entry.get('targetVersion') or '?'}"
+        + (f" (workflow {entry['workflowID']})" if _text(entry.get("workflowID")) else "")
+        for entry in _dicts(status.get("history"))
+        if entry.get("phase") == Phase.PENDING
+    )
     return WorkflowFacts(
         present=present,
         phase=_text(status.get("phase")),
         cluster_version=_text(status.get("clusterVersion")),
         target_version=_text(status.get("targetVersion")),
         failed_tasks=failed,
+        task_in_progress=in_progress,
+        pending_elsewhere=pending_elsewhere,
     )
 
 

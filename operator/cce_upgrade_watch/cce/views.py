@@ -7,7 +7,6 @@ the same thing: the API's own camelCase names, timestamps in RFC 3339 UTC,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -54,23 +53,3 @@ def workflow_to_status_dict(workflow: UpgradeWorkflow) -> dict[str, Any]:
     result["pointStatuses"] = [point_status_to_dict(p) for p in workflow.status.point_statuses]
     result["lineStatuses"] = [line_status_to_dict(line) for line in workflow.status.line_statuses]
     return result
-
-
-def sort_newest_first(workflows: Iterable[UpgradeWorkflow]) -> list[UpgradeWorkflow]:
-    """Newest creation time first; workflows without one last.
-
-    Ties are broken by update time, then by uid, so the order (and with it
-    "the newest workflow") never depends on the order the API listed them in.
-    """
-
-    def key(workflow: UpgradeWorkflow) -> tuple[bool, float, float, str]:
-        created = workflow.metadata.creation_timestamp
-        updated = workflow.metadata.update_timestamp
-        return (
-            created is None,
-            -created.timestamp() if created else 0.0,
-            -updated.timestamp() if updated else 0.0,
-            workflow.metadata.uid or "",
-        )
-
-    return sorted(workflows, key=key)

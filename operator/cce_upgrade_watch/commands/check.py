@@ -48,8 +48,9 @@ from cce_upgrade_watch.cce.identity import (
 from cce_upgrade_watch.cce.identity import env as identity_env
 from cce_upgrade_watch.cce.identity.providers import DOCUMENTED_METADATA_ENDPOINT
 from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.cce.senders import AiohttpSender
-from cce_upgrade_watch.cce.views import sort_newest_first, workflow_to_status_dict
+from cce_upgrade_watch.cce.views import workflow_to_status_dict
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -183,11 +184,12 @@ def execute(args: argparse.Namespace) -> int:
     except CceError as exc:
         return _fail(str(exc), EXIT_API_FAILURE)
 
-    newest_first = sort_newest_first(workflows)
+    # The operator's own order: the workflow it would mirror comes first.
+    ordered = current_first(workflows)
     if args.output == "json":
-        text = render_json(newest_first) + "\n"
+        text = render_json(ordered) + "\n"
     else:
-        text = render_table(newest_first, cluster_id=args.cluster_id)
+        text = render_table(ordered, cluster_id=args.cluster_id)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -265,7 +267,9 @@ def render_table(workflows: Sequence[UpgradeWorkflow], *, cluster_id: str) -> st
     """A human summary: per workflow its phase, versions and times, then one row per task."""
     if not workflows:
         return f"Cluster {cluster_id} has no upgrade workflows.\n"
-    count = f"{len(workflows)} upgrade workflow" + ("s, newest first" if len(workflows) > 1 else "")
+    count = f"{len(workflows)} upgrade workflow" + (
+        "s, current first" if len(workflows) > 1 else ""
+    )
     lines = [f"Cluster {cluster_id}: {count}"]
     for workflow in workflows:
         lines.append("")

@@ -91,7 +91,7 @@ def test_table(server: ScriptedServer, capsys: pytest.CaptureFixture[str]) -> No
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
-    assert lines[0] == f"Cluster {CLUSTER_ID}: 2 upgrade workflows, newest first"
+    assert lines[0] == f"Cluster {CLUSTER_ID}: 2 upgrade workflows, current first"
     assert out.index("Workflow w-new") < out.index("Workflow w-old")
     assert "  Phase:    Running" in lines
     assert "  Versions: v1.28.3-r0 -> v1.29.1-r0" in lines

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from cce_upgrade_watch.cce.models import parse_workflow_list
-from cce_upgrade_watch.cce.views import sort_newest_first, workflow_to_status_dict
+from cce_upgrade_watch.cce.views import workflow_to_status_dict
 from tests.unit.cce.conftest import workflow, workflow_list
 
 
@@ -69,20 +69,3 @@ def test_absent_fields_are_omitted_never_null() -> None:
     result = workflow_to_status_dict(wf)
     assert result == {"pointStatuses": [{"taskType": "PreCheck"}], "lineStatuses": []}
     assert "null" not in json.dumps(result)
-
-
-def test_newest_first_by_creation_then_update_then_uid() -> None:
-    body = workflow_list(
-        workflow("old", created="2023-01-01T00:00:00Z"),
-        workflow("no-time", created=""),
-        workflow("new", created="2024-06-01 10:00:00 +0200 CEST"),  # 08:00 UTC
-        workflow("tie-b", created="2024-06-01T07:00:00Z", updated="2024-06-02T00:00:00Z"),
-        workflow("tie-a", created="2024-06-01T07:00:00Z", updated="2024-06-02T00:00:00Z"),
-        workflow(
-            "tie-updated-later", created="2024-06-01T07:00:00Z", updated="2024-06-03T00:00:00Z"
-        ),
-    )
-    items = parse_workflow_list(body).items
-    expected = ["new", "tie-updated-later", "tie-a", "tie-b", "old", "no-time"]
-    assert [w.metadata.uid for w in sort_newest_first(items)] == expected
-    assert [w.metadata.uid for w in sort_newest_first(reversed(items))] == expected

@@ -15,7 +15,7 @@ from cce_upgrade_watch.cce.models import parse_workflow_list
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
-from cce_upgrade_watch.pollloop import PollLoop, Services
+from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, PollLoop, Services, StatusRejected
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 CLUSTER = "b4b9e60f-8aa2-11ee-af09-0255ac10004f"
@@ -48,17 +48,52 @@ class FakeCce:
 
 
 class FakeWriter:
+    """Stores `.status` under merge-patch rules, as the API server does."""
+
     def __init__(self) -> None:
         self.patches: list[Mapping[str, Any]] = []
+        self.status: dict[str, Any] = {}
         self.fail = False
+        self.reject: str | None = None  # refuse patches that set this key (a 422)
+        self.version = 0
+        self.log: list[str] = []  # "event:<reason>" and "status" in the order they happened
 
     async def patch_status(
         self, namespace: str, name: str, status_patch: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
         if self.fail:
             raise RuntimeError("the API server is down")
+        if self.reject is not None and self.reject in status_patch:
+            raise StatusRejected(
+                "HTTP 422: status.pointStatuses: Too many: 100: must have at most 64 items"
+            )
         self.patches.append(status_patch)
-        return status_patch
+        self.log.append("status")
+        for key, value in status_patch.items():
+            if value is None:
+                self.status.pop(key, None)
+            else:
+                self.status[key] = value
+        self.version += 1
+        return {**self.status, RESOURCE_VERSION_KEY: str(self.version)}
+
+
+class FakeEvents:
+    """The Events API: an Event's name (its key here) can exist once (409 after)."""
+
+    def __init__(self, writer: FakeWriter) -> None:
+        self.writer = writer
+        self.created: list[Event] = []
+        self.calls = 0
+        self.fail = False
+
+    async def post(self, event: Event) -> None:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("the Events API is down")
+        if all(e.key != event.key for e in self.created):
+            self.created.append(event)
+            self.writer.log.append(f"event:{event.reason}")
 
 
 class FakeSecrets:
@@ -88,16 +123,21 @@ def body(generation: int = 1, **spec: Any) -> dict[str, Any]:
 def make_loop(
     obj: dict[str, Any], cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets
 ) -> tuple[PollLoop, list[Event]]:
-    events: list[Event] = []
+    loop, events = make_loop_with_events(obj, cce, writer, secrets)
+    return loop, events.created
+
+
+def make_loop_with_events(
+    obj: dict[str, Any], cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets
+) -> tuple[PollLoop, FakeEvents]:
+    events = FakeEvents(writer)
     services = Services(
         config=OperatorConfig(),
         cce=cce,  # type: ignore[arg-type]
         status_writer=writer,
         credentials=CredentialsCache(secrets.read),
     )
-    loop = PollLoop(
-        obj, services, events.append, wall_clock=lambda: datetime(2024, 1, 1, tzinfo=UTC)
-    )
+    loop = PollLoop(obj, services, events.post, wall_clock=lambda: datetime(2024, 1, 1, tzinfo=UTC))
     return loop, events
 
 
@@ -144,23 +184,125 @@ async def test_throttled_poll_waits_at_least_retry_after() -> None:
     assert await loop.poll_once() == 900
 
 
-async def test_events_wait_for_their_status_to_be_stored() -> None:
+async def test_events_are_created_before_their_status_is_written() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, _ = make_loop_with_events(body(), cce, writer, secrets)
+    await loop.poll_once()
+    assert writer.log == ["event:WorkflowDiscovered", "status"]
+
+
+async def test_a_failed_status_write_is_retried_under_the_same_event_names() -> None:
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
     cce.answers = [RUNNING]
     writer.fail = True
-    loop, events = make_loop(body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets)
+    loop, events = make_loop_with_events(
+        body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets
+    )
     assert await loop.poll_once() == 10  # retried soon, not an hour later
-    assert events == []  # not stored, so not announced
+    assert [e.reason for e in events.created] == ["WorkflowDiscovered"]  # created first
+    assert writer.status == {}
     writer.fail = False
     await loop.poll_once()
-    assert [e.reason for e in events] == ["WorkflowDiscovered"]
+    assert events.calls == 2  # derived again, under the same name: AlreadyExists
+    assert [e.reason for e in events.created] == ["WorkflowDiscovered"]
+    assert writer.status["workflowID"] == "wf-1"
+
+
+async def test_no_status_is_written_while_its_events_cannot_be_created() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, events = make_loop_with_events(body(), cce, writer, secrets)
+    events.fail = True
+    assert await loop.poll_once() == 10
+    assert writer.patches == []  # the transition stays unrecorded, so it is derived again
+    events.fail = False
+    await loop.poll_once()
+    assert writer.log == ["event:WorkflowDiscovered", "status"]
+
+
+async def test_a_status_edited_by_someone_else_is_corrected_at_the_next_poll() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    obj = body()
+    loop, _ = make_loop(obj, cce, writer, secrets)
+    await loop.poll_once()
+    assert len(writer.patches) == 1
+    # Someone patches our status between two polls (the watch delivers it)...
+    writer.status["phase"] = "Success"
+    writer.version += 1
+    loop.notice({**obj, "metadata": {**obj["metadata"], "resourceVersion": "1"}})
+    loop.notice(
+        {
+            **obj,
+            "metadata": {**obj["metadata"], "resourceVersion": str(writer.version)},
+            "status": dict(writer.status),
+        }
+    )
+    await loop.poll_once()
+    assert writer.status["phase"] == "Running"  # ...and the next poll puts it right
+    assert writer.patches[-1] == {"phase": "Running"}
+
+
+async def test_a_field_someone_else_set_beside_our_write_is_corrected() -> None:
+    # The PATCH answer is the base of the next diff: what the API server stored,
+    # including what someone else wrote, not only what we meant to write.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    obj = body()
+    loop, _ = make_loop(obj, cce, writer, secrets)
+    await loop.poll_once()
+    writer.status["currentTask"] = "Forged"  # someone else's write, not yet seen
+    obj["metadata"]["generation"] = 2  # our next write touches other fields only
+    await loop.poll_once()
+    assert "currentTask" not in writer.patches[-1]
+    assert writer.status["currentTask"] == "Forged"
+    await loop.poll_once()  # the same answer, but the stored status is not ours
+    assert writer.status["currentTask"] == "PreCheck"
+
+
+async def test_a_status_the_api_server_refuses_becomes_synced_false_once() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, events = make_loop_with_events(body(), cce, writer, secrets)
+    writer.reject = "pointStatuses"
+    await loop.poll_once()
+    synced = next(c for c in writer.status["conditions"] if c["type"] == "Synced")
+    assert (synced["status"], synced["reason"]) == ("False", "InvalidResponse")
+    assert "must have at most 64 items" in synced["message"]
+    assert "pointStatuses" not in writer.status  # the minimal write: conditions only
+    assert [e.reason for e in events.created] == ["WorkflowDiscovered", "PollFailed"]
+    patches = len(writer.patches)
+    for _ in range(3):  # the same answer is not tried again and again
+        await loop.poll_once()
+    assert len(writer.patches) == patches
+    writer.reject = None
+    cce.answers = [{"items": []}]  # a new answer is tried again
+    await loop.poll_once()
+    synced = next(c for c in writer.status["conditions"] if c["type"] == "Synced")
+    assert synced["status"] == "True"
+
+
+async def test_one_failed_poll_is_held_and_the_second_reported() -> None:
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING, ApiUnavailable("down", status_code=503), RUNNING]
+    loop, events = make_loop(
+        body(pollInterval="10m", activePollInterval="1m"), cce, writer, secrets
+    )
+    await loop.poll_once()
+    assert await loop.poll_once() == 60  # held: asked again at the active interval
+    assert await loop.poll_once() == 60
+    assert len(writer.patches) == 1  # a dropped answer between two good ones: no write
+    assert [e.reason for e in events] == ["WorkflowDiscovered"]  # and no PollFailed/PollRecovered
 
 
 async def test_failed_poll_keeps_the_workflow_in_status() -> None:
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
-    cce.answers = [RUNNING, ApiUnavailable("down", status_code=503)]
+    down = ApiUnavailable("down", status_code=503)
+    cce.answers = [RUNNING, down, down]
     loop, events = make_loop(body(), cce, writer, secrets)
     await loop.poll_once()
+    await loop.poll_once()  # the first failure after a good poll is held
     await loop.poll_once()
     second = writer.patches[1]
     assert "phase" not in second  # only conditions changed

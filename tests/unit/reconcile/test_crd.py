@@ -81,7 +81,7 @@ def test_printer_columns(version: dict[str, Any]) -> None:
     ]
     assert columns == [
         ("PHASE", ".status.phase", "string", 0),
-        ("CURRENT", ".status.clusterVersion", "string", 0),
+        ("CURRENT", ".status.currentVersion", "string", 0),  # the target after Success
         ("TARGET", ".status.targetVersion", "string", 0),
         ("TASK", ".status.currentTask", "string", 0),
         ("PROGRESS", ".status.progress", "string", 0),
@@ -229,6 +229,8 @@ def test_status_schema(version: dict[str, Any]) -> None:
         "phase",
         "clusterVersion",
         "targetVersion",
+        "currentVersion",
+        "watched",
         "workflowID",
         "currentTask",
         "progress",

@@ -9,6 +9,11 @@ becomes the next step's stored status.
 Every step is also replayed against its own result, which must change nothing
 and emit nothing: that is what makes idle polls write-free and restarts safe.
 
+What a step leaves unconfirmed (a first failed poll, a vanished active
+workflow: see reconcile.py) goes into the next step, as the poll loop hands it
+over; `expected.unconfirmed` shows it when there is any. A step with
+`restart: true` starts without it, as a restarted operator does.
+
 After an intended behaviour change, `UPDATE_RECONCILE_FIXTURES=1 pytest
 tests/unit/reconcile/test_fixtures.py` rewrites the `expected` parts from the
 code; review the diff as you would review code.
@@ -24,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cce_upgrade_watch.reconcile import reconcile, status_patch
+from cce_upgrade_watch.reconcile import NOTHING_UNCONFIRMED, Unconfirmed, reconcile, status_patch
 
 from ._support import as_stored, event_line, make_spec, outcome_from, parse_now
 
@@ -54,15 +59,18 @@ def test_fixture(path: Path) -> None:
     spec_raw = dict(case.get("spec") or {})
     generation = case.get("generation", 1)
     stored = case.get("stored")
+    unconfirmed = NOTHING_UNCONFIRMED
 
     for number, step in enumerate(case["steps"]):
+        if step.get("restart"):
+            unconfirmed = NOTHING_UNCONFIRMED
         spec_raw.update(step.get("spec") or {})
         generation = step.get("generation", generation)
         spec = make_spec(**spec_raw)
         outcome = outcome_from(step)
         now = parse_now(step["now"])
 
-        result = reconcile(stored, spec, generation, outcome, now)
+        result = reconcile(stored, spec, generation, outcome, now, unconfirmed)
 
         where = f"{path.name} step {number}"
         if UPDATE:
@@ -70,11 +78,19 @@ def test_fixture(path: Path) -> None:
                 "status": result.status,
                 "events": [event_line(e) for e in result.events],
             }
+            if result.unconfirmed.pending:
+                step["expected"]["unconfirmed"] = _unconfirmed_dict(result.unconfirmed)
         assert result.status == step["expected"]["status"], where
         assert [event_line(e) for e in result.events] == step["expected"]["events"], where
+        expected_unconfirmed = step["expected"].get("unconfirmed", {})
+        assert _unconfirmed_dict(result.unconfirmed) == expected_unconfirmed, where
+        assert len({e.key for e in result.events}) == len(result.events), f"{where}: equal keys"
 
         stored = as_stored(result.status)
-        replay = reconcile(stored, spec, generation, outcome, now + timedelta(minutes=7))
+        replay = reconcile(
+            stored, spec, generation, outcome, now + timedelta(minutes=7), unconfirmed
+        )
+        unconfirmed = result.unconfirmed
         assert replay.status == stored, f"{where}: replaying changed the status"
         assert replay.events == [], f"{where}: replaying emitted events"
         assert status_patch(stored, replay.status) is None, where
@@ -85,3 +101,12 @@ def test_fixture(path: Path) -> None:
 
 def test_fixtures_exist() -> None:
     assert len(FIXTURES) >= 15
+
+
+def _unconfirmed_dict(unconfirmed: Unconfirmed) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if unconfirmed.failed_polls:
+        found["failedPolls"] = unconfirmed.failed_polls
+    if unconfirmed.missing is not None:
+        found["missing"] = unconfirmed.missing
+    return found

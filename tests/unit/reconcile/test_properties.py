@@ -5,7 +5,9 @@ through a JSON round trip in between.
 The invariants are the ones the handler and kstatus readers rely on: the core
 never raises; the status is plain JSON without nulls; the conditions agree with
 each other; `lastTransitionTime` moves only when a status flips; replaying an
-input changes nothing and emits nothing; `status_patch` turns stored into new.
+input changes nothing and emits nothing; `status_patch` turns stored into new;
+an answer held back for confirmation (reconcile.py) changes nothing at all; no
+two Events of one poll share a key.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cce_upgrade_watch.cce.models import UpgradeWorkflow
 from cce_upgrade_watch.conditions import CONDITION_ORDER, NEEDS_A_PERSON, find_condition
 from cce_upgrade_watch.events import EventReason, EventType
 from cce_upgrade_watch.reconcile import (
+    NOTHING_UNCONFIRMED,
     OWNED_STATUS_KEYS,
     PollFailure,
     PollOutcome,
@@ -163,13 +166,23 @@ def test_sequences_keep_the_invariants(sequence: list[tuple[PollOutcome, int, in
     stored: dict[str, Any] | None = None
     generation = 1
     now = START
+    unconfirmed = NOTHING_UNCONFIRMED
     for outcome, history_limit, generation_step in sequence:
         generation += generation_step
         now += timedelta(seconds=30)
         spec = make_spec(historyLimit=history_limit)
 
-        result = reconcile(stored, spec, generation, outcome, now)
+        result = reconcile(stored, spec, generation, outcome, now, unconfirmed)
         status = result.status
+        previous_unconfirmed, unconfirmed = unconfirmed, result.unconfirmed
+        assert len({event.key for event in result.events}) == len(result.events)
+        if unconfirmed.pending and status_patch(stored, status) is None:
+            # Held back until the next poll says the same: nothing changes.
+            assert stored is not None
+            assert status == stored
+            assert result.events == []
+            assert next_poll_interval(status, spec, unconfirmed) == spec.active_poll_interval
+            continue
 
         json.dumps(status)  # plain JSON
         assert _no_nulls(status)
@@ -209,7 +222,9 @@ def test_sequences_keep_the_invariants(sequence: list[tuple[PollOutcome, int, in
             assert _merge(stored, patch or {}) == status
 
         new_stored = as_stored(status)
-        replay = reconcile(new_stored, spec, generation, outcome, now + timedelta(seconds=7))
+        replay = reconcile(
+            new_stored, spec, generation, outcome, now + timedelta(seconds=7), previous_unconfirmed
+        )
         assert replay.status == new_stored
         assert replay.events == []
         assert status_patch(new_stored, replay.status) is None
@@ -237,5 +252,10 @@ def test_any_stored_status_is_survived(stored: dict[str, Any], outcome: PollOutc
     result = reconcile(stored, make_spec(), 3, outcome, START)
     json.dumps(result.status)
     assert _no_nulls(result.status)
+    if result.unconfirmed.pending:
+        # Held back for confirmation: nothing is written, junk or not.
+        assert status_patch(stored, result.status) is None
+        assert result.events == []
+        return
     _check_conditions(result.status, 3)
     status_patch(stored, result.status)

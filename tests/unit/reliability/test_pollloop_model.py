@@ -161,10 +161,17 @@ class PollLoopMachine(RuleBasedStateMachine):
         return PollLoop(
             body,
             services,
-            self.events.append,
+            self._create_event,
             clock=lambda: self.cce.clock,
             wall_clock=lambda: self.now,
         )
+
+    async def _create_event(self, event: Event) -> None:
+        """The Events API: down with the API server; a name exists once (409)."""
+        if self.api.down:
+            raise ConnectionRefusedError("the API server is down")
+        if all(known.key != event.key for known in self.events):
+            self.events.append(event)
 
     def _render(self) -> None:
         statuses = [PROGRESSION[index] for index in self.progress]
@@ -256,7 +263,7 @@ class PollLoopMachine(RuleBasedStateMachine):
         if error is not None:  # a failed poll keeps the workflow as stored
             for key in MIRRORED:
                 assert self.api.status.get(key) == stored_before.get(key), key
-        if self.api.down:  # not stored, so not announced: the next poll posts them
+        if self.api.down:  # neither Events nor status get through: the next poll posts them
             assert len(self.events) == posted_before
             assert self.api.status == stored_before
         if self.api.status.get("workflowID"):
@@ -280,7 +287,19 @@ class PollLoopMachine(RuleBasedStateMachine):
         task_state: dict[str, str] = {}
         phase: str | None = None
         failing = False
+        just_discovered = False
         for event in self.events:
+            if just_discovered and "(none) -> " in event.message:
+                # A workflow first seen already failed: the Warnings its facts imply.
+                assert event.type == "Warning", event
+                if event.reason == "PhaseChanged":
+                    assert event.message.startswith(f"(none) -> {phase} "), (event, phase)
+                else:
+                    match = _TASK_EVENT.match(event.message)
+                    assert match is not None, event.message
+                    assert task_state.get(match["task"]) == match["after"] == "Failed"
+                continue
+            just_discovered = event.reason == "WorkflowDiscovered"
             if event.reason == "WorkflowDiscovered":
                 assert phase is None, "discovered twice"
                 match = _DISCOVERED.search(event.message)

@@ -19,6 +19,7 @@ import yaml
 
 from cce_upgrade_watch.cce.models import parse_workflow_list
 from cce_upgrade_watch.reconcile import (
+    NOTHING_UNCONFIRMED,
     PollFailure,
     PollOutcome,
     WorkflowsFetched,
@@ -98,9 +99,11 @@ class Scenario:
     def object(self) -> dict[str, Any]:
         spec = parse_watch_spec(SPEC)
         status: dict[str, Any] | None = None
+        unconfirmed = NOTHING_UNCONFIRMED
         for index, outcome in enumerate(self.polls):
             now = START + timedelta(seconds=30 * index)
-            status = reconcile(status, spec, self.generation, outcome, now).status
+            result = reconcile(status, spec, self.generation, outcome, now, unconfirmed)
+            status, unconfirmed = result.status, result.unconfirmed
             status = json.loads(json.dumps(status))  # what the API server stores
         generation = self.generation
         raw_spec = dict(SPEC)
@@ -139,9 +142,11 @@ SCENARIOS = {
         Scenario("credentials missing", (CREDENTIALS_MISSING,)),
         Scenario("credentials missing mid-upgrade", (INIT, RUNNING, CREDENTIALS_MISSING)),
         Scenario("credentials invalid", (SUCCESS, CREDENTIALS_INVALID)),
-        Scenario("throttled while idle", (SUCCESS, THROTTLED)),
-        Scenario("throttled mid-upgrade", (INIT, RUNNING, THROTTLED)),
-        Scenario("API unavailable while idle", (SUCCESS, UNAVAILABLE)),
+        # A failure episode opens at the second failed poll in a row.
+        Scenario("throttled while idle", (SUCCESS, THROTTLED, THROTTLED)),
+        Scenario("throttled mid-upgrade", (INIT, RUNNING, THROTTLED, THROTTLED)),
+        Scenario("API unavailable while idle", (SUCCESS, UNAVAILABLE, UNAVAILABLE)),
+        Scenario("one dropped answer while idle", (SUCCESS, UNAVAILABLE)),
         Scenario("spec changed, not yet observed", (SUCCESS,), spec_changed_after=True),
         Scenario("suspended", (SUCCESS,), suspend=True),
         Scenario("suspended while stalled", (PRECHECK_FAILED,), suspend=True),
