@@ -295,7 +295,8 @@ def test_one_dropped_answer_opens_no_failure_episode() -> None:
     watch.poll(fetched(wf("a", "Success")))
     before, writes = watch.stored, watch.writes
     assert watch.lines(PollFailure("ApiUnavailable", "connection reset")) == []
-    assert watch.stored == before and watch.writes == writes
+    assert watch.stored == before
+    assert watch.writes == writes
     assert watch.unconfirmed.failed_polls == 1
     assert next_poll_interval(watch.stored, watch.spec, watch.unconfirmed) == (
         watch.spec.active_poll_interval  # confirmed or not, soon
