@@ -130,17 +130,23 @@ def test_a_workflow_first_seen_cancelled_raises_a_warning_too() -> None:
 
 def test_a_newer_init_workflow_does_not_hide_the_running_one_going_pending() -> None:
     watch = Watch()
-    older = {"created": "2024-03-01 07:00:00 +0000 UTC"}
-    newer = {"created": "2024-03-01 07:30:00 +0000 UTC"}
+    older = "2024-03-01 07:00:00 +0000 UTC"
+    newer = "2024-03-01 07:30:00 +0000 UTC"
     watch.poll(
-        fetched(wf("a", "Running", ("PreCheck", "Running"), **older), wf("b", "Init", **newer))
+        fetched(
+            wf("a", "Running", ("PreCheck", "Running"), created=older),
+            wf("b", "Init", created=newer),
+        )
     )
     assert watch.stored is not None
     assert watch.stored["workflowID"] == "a"
     assert condition(watch.stored, "Ready") == ("False", "UpgradeRunning")
 
     lines = watch.lines(
-        fetched(wf("a", "Pending", ("PreCheck", "Failed"), **older), wf("b", "Init", **newer))
+        fetched(
+            wf("a", "Pending", ("PreCheck", "Failed"), created=older),
+            wf("b", "Init", created=newer),
+        )
     )
     assert lines == [
         "Warning TaskStatusChanged: PreCheck: Running -> Failed",
