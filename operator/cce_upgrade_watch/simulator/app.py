@@ -135,6 +135,8 @@ def _fault_response(
             THROTTLE_MESSAGE,
             headers={"Retry-After": str(fault.retry_after)},
         )
+    if fault.kind == FaultKind.EMPTY_LIST:
+        return web.json_response({"kind": "List", "apiVersion": "v3", "items": []})
     if fault.kind == FaultKind.MALFORMED:
         return web.Response(
             body=MALFORMED_BODY, status=200, content_type="application/json", charset="utf-8"

@@ -10,7 +10,9 @@ faults before global ones:
 - `error`: an HTTP error status (default 503) with a CCE error body;
 - `throttle`: 429 with `Retry-After`;
 - `drop`: the connection is closed without any answer;
-- `malformed`: 200 with a body that is not valid JSON.
+- `malformed`: 200 with a body that is not valid JSON;
+- `empty-list`: 200 with a well-formed list that holds no workflow, as a
+  glitching backend might answer: every workflow seems to have vanished.
 
 Faults hit the upgrade-workflow API before authentication, as a gateway's
 would; the control API under `/_sim/` is never faulted.
@@ -31,6 +33,7 @@ class FaultKind(StrEnum):
     DROP = "drop"
     MALFORMED = "malformed"
     SINGLE_ITEM = "single-item"
+    EMPTY_LIST = "empty-list"
 
 
 MODIFIER_KINDS = frozenset({FaultKind.LATENCY, FaultKind.SINGLE_ITEM})
@@ -72,7 +75,7 @@ class FaultEffects:
 
     latency: float = 0.0
     single_item: bool = False
-    action: Fault | None = None  # error, throttle, drop or malformed
+    action: Fault | None = None  # error, throttle, drop, malformed or empty-list
 
 
 NO_EFFECTS = FaultEffects()

@@ -73,6 +73,17 @@ async def test_malformed_json(launch: Launch) -> None:
         json.loads(response.content)
 
 
+async def test_empty_list_fault_hides_every_workflow_for_a_count(launch: Launch) -> None:
+    sim = await launch("success")
+    await sim.api.control_ok(
+        "POST", "/faults", {"kind": "empty-list", "count": 1, "clusterId": DEMO_CLUSTER_ID}
+    )
+    glitch = await sim.api.list_workflows()
+    assert glitch.status_code == 200
+    assert glitch.json() == {"kind": "List", "apiVersion": "v3", "items": []}
+    assert len((await sim.api.list_workflows()).json()["items"]) == 1  # back again
+
+
 async def test_single_item_fault(launch: Launch) -> None:
     sim = await launch("success")
     await sim.api.control_ok("POST", "/faults", {"kind": "single-item", "count": 1})
