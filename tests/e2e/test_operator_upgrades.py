@@ -57,8 +57,14 @@ def test_success_upgrade_status_columns_events_and_wait(world: World) -> None:
     assert all(isinstance(line["critical"], bool) for line in status["lineStatuses"])
     generation = world.get("prod")["metadata"]["generation"]
     assert status["observedGeneration"] == generation
+    # Init: no task runs yet, which is no upgrade in progress (a workflow may sit
+    # in Init for days); tests/e2e/test_truth.py shows `kubectl wait` returning.
+    world.wait_condition("prod", "Reconciling", "False", "UpgradeNotStarted")
+    world.wait_condition("prod", "Ready", "True", "UpgradeNotStarted")
+    world.sim.advance(STEP)  # PreCheck queues: now the upgrade is under way
+    world.wait_status("prod", currentTask="PreCheck", progress="0/4", phase="Running")
     world.wait_condition("prod", "Reconciling", "True", "UpgradeRunning")
-    world.wait_condition("prod", "Ready", "False")
+    world.wait_condition("prod", "Ready", "False", "UpgradeRunning")
 
     # `kubectl wait` blocks while the upgrade runs and returns once it succeeded.
     waiter = subprocess.Popen(
@@ -69,7 +75,7 @@ def test_success_upgrade_status_columns_events_and_wait(world: World) -> None:
     try:
         expected_progress = [
             # (task, its status, succeeded tasks) after each step of simulated time
-            ("PreCheck", "Queuing", 0), ("PreCheck", "Running", 0),
+            ("PreCheck", "Running", 0),
             ("Snapshot", "Queuing", 1), ("Snapshot", "Running", 1),
             ("Cluster", "Queuing", 2), ("Cluster", "Running", 2),
             ("PostCheck", "Queuing", 3), ("PostCheck", "Running", 3),
@@ -123,7 +129,9 @@ def test_success_upgrade_status_columns_events_and_wait(world: World) -> None:
     assert header.split() == [
         "NAME", "PHASE", "CURRENT", "TARGET", "TASK", "PROGRESS", "READY", "AGE",
     ]  # fmt: skip
-    assert row.split()[:3] == ["prod", "Success", "v1.28.3-r0"]
+    # CURRENT: after Success the cluster runs the target version.
+    assert row.split()[:4] == ["prod", "Success", "v1.29.1-r0", "v1.29.1-r0"]
+    assert (status["clusterVersion"], status["currentVersion"]) == ("v1.28.3-r0", "v1.29.1-r0")
     assert "4/4" in row.split()
     assert "True" in row.split()
 

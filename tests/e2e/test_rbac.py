@@ -223,7 +223,7 @@ def test_operator_runs_a_whole_upgrade_under_its_own_account(
     world.create_watch("prod", cluster)
 
     world.wait_status("prod", phase="Init")
-    world.wait_condition("prod", "Reconciling", "True", "UpgradeRunning")
+    world.wait_condition("prod", "Reconciling", "False", "UpgradeNotStarted")
     simulator.advance(3 * STEP)
     world.poll_now("prod")
     world.wait_status("prod", phase="Running")
