@@ -277,6 +277,23 @@ def test_another_cluster_gets_a_new_mirror(world: World) -> None:
     assert reasons.count("WorkflowDiscovered") == 2
 
 
+# ---------------------------------------------------------------- 9. someone else's edit
+
+
+def test_a_status_edited_by_someone_else_is_corrected_at_the_next_poll(world: World) -> None:
+    cluster = world.sim.add_cluster(version="v1.28.3-r0")
+    world.sim.start_workflow(cluster, timeline(*TASKS))
+    world.sim.advance(STEP)
+    world.create_secret()
+    world.create_watch("edited", cluster, activePollInterval="5s")
+    world.wait_status("edited", phase="Running", currentTask="PreCheck")
+    forged = {"status": {"phase": "Success", "currentTask": "Forged"}}
+    world.kubectl(
+        "patch", "cuw", "edited", "--subresource=status", "--type=merge", "-p", json.dumps(forged)
+    )
+    world.wait_status("edited", phase="Running", currentTask="PreCheck", timeout=30)
+
+
 # ---------------------------------------------------------------- 10. flapping
 
 
