@@ -1,8 +1,9 @@
 """The pure reconcile core: (stored status, poll outcome, now) -> (new status, events).
 
-No I/O, no kopf, no Kubernetes client: the handler polls, calls `reconcile`,
-writes `status_patch(stored, result.status)` when it is not None, posts
-`result.events`, and sleeps `next_poll_interval(result.status, spec)`.
+No I/O, no kopf, no Kubernetes client: the poll loop polls, calls `reconcile`,
+and when `status_patch(stored, result.status)` is not None creates
+`result.events` first, then writes the patch; it keeps `result.unconfirmed` for
+the next call and sleeps `next_poll_interval(result.status, spec, unconfirmed)`.
 
 Two properties the handler relies on (given the same `Unconfirmed` memory):
 
@@ -108,7 +109,6 @@ INVALID_SPEC = "InvalidSpec"
 _CONDITION_REASON = re.compile(r"[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?")
 # metav1.Condition allows 32768; the message also lands in an Event, keep it readable.
 _MAX_FAILURE_MESSAGE = 900
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How cce.errors.CceApiError renders what changes per request.
 _PER_TRY_DETAILS = re.compile(r"\s*(\[request id [^\]]*\]|\(retry after [^)]*\))")
 
