@@ -181,14 +181,15 @@ class PollLoop:
     def _adopt_newer_status(self, body: Mapping[str, Any]) -> None:
         version = (body.get("metadata") or {}).get("resourceVersion")
         self._noticed_version = version
-        if version is None or self._written_version is None:
+        if version is None:
             return
         if version == self._written_version:
             self._written_version_seen = True
-        elif self._written_version_seen:
-            # Watch events come in order: after our write's own, each one is newer.
+        elif self._written_version is None or self._written_version_seen:
+            # Watch events come in order: each one is newer than what the loop
+            # started from, and after our write's own, newer than our write.
             status = _as_dict(body.get("status")) or {}
-            if status != self._stored_status:
+            if status != (self._stored_status or {}):
                 self._stored_status = status
                 self._last_seen = None
 
