@@ -285,8 +285,11 @@ class PollLoopMachine(RuleBasedStateMachine):
             # Killed between the Events and the status write: the Events may be ahead.
             self.events_ahead = self.events_ahead or len(self.events) > posted_before
             assert self.api.status == stored_before
-        elif not self.api.down:
-            self.events_ahead = False  # the status caught up with its Events
+        elif self.api.status != stored_before:
+            # The status caught up with its Events. (Not necessarily at the first
+            # poll after: a restarted operator holds a first failed poll back once
+            # more, then reports it under the same Event name.)
+            self.events_ahead = False
         if self.api.status.get("workflowID"):
             self.discovered = True
         announced = any(e.reason == "WorkflowDiscovered" for e in self.events)
