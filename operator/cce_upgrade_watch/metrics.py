@@ -42,13 +42,13 @@ class OperatorMetrics:
         )
         self.workflow_phase = Gauge(
             "cceupgradewatch_workflow_phase",
-            "1 for the current phase of the newest workflow of a watch, 0 for the others.",
+            "1 for the current phase of the current workflow of a watch, 0 for the others.",
             ["namespace", "name", "phase"],
             registry=self.registry,
         )
         self.task_status = Gauge(
             "cceupgradewatch_task_status",
-            "1 for the current status of each task of the newest workflow, 0 for the others.",
+            "1 for the current status of each task of the current workflow, 0 for the others.",
             ["namespace", "name", "task_type", "status"],
             registry=self.registry,
         )
