@@ -69,6 +69,10 @@ class FailureReason(StrEnum):
     THROTTLED = "Throttled"
     API_UNAVAILABLE = "ApiUnavailable"
     INVALID_RESPONSE = "InvalidResponse"
+    #: The endpoint cannot serve this API (unusable, or the gateway has not published it).
+    INVALID_ENDPOINT = "InvalidEndpoint"
+    #: The operator's clock is off (X-Sdk-Date out of range): retried, fixed by NTP.
+    CLOCK_SKEW = "ClockSkew"
 
 
 #: Failures that retrying cannot fix: someone must change a Secret, a policy or
@@ -81,7 +85,7 @@ NEEDS_A_PERSON = frozenset(
         FailureReason.CREDENTIALS_INVALID,
         FailureReason.FORBIDDEN,
         FailureReason.CLUSTER_NOT_FOUND,
-        "InvalidEndpoint",
+        FailureReason.INVALID_ENDPOINT,
         "RequestRejected",
         "InvalidSpec",
     }

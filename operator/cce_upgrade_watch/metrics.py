@@ -52,6 +52,13 @@ class OperatorMetrics:
             ["namespace", "name", "task_type", "status"],
             registry=self.registry,
         )
+        self.dropped_fields = Counter(
+            "cceupgradewatch_dropped_fields",
+            "Informational fields of CCE answers that could not be read and were left out, "
+            "by field (the API's name; only the parser's fixed set of names).",
+            ["field"],
+            registry=self.registry,
+        )
         self.watches = Gauge(
             "cceupgradewatch_watches",
             "CceUpgradeWatch objects this operator polls.",
@@ -78,6 +85,10 @@ class OperatorMetrics:
     def poll_finished(self, result: str, seconds: float) -> None:
         del seconds  # the request histogram already has the timing
         self.polls.labels(result).inc()
+
+    def fields_dropped(self, counts: Mapping[str, int]) -> None:
+        for field, count in counts.items():
+            self.dropped_fields.labels(field).inc(count)
 
     def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         key = (namespace, name)

@@ -21,14 +21,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
-from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.cce.models import DroppedField, UpgradeWorkflow
 from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
@@ -97,12 +97,17 @@ class PollObserver(Protocol):
 
     def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
+    def fields_dropped(self, counts: Mapping[str, int]) -> None: ...
+
 
 class _NoObserver:
     def poll_finished(self, result: str, seconds: float) -> None:
         pass
 
     def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        pass
+
+    def fields_dropped(self, counts: Mapping[str, int]) -> None:
         pass
 
 
@@ -320,7 +325,9 @@ class PollLoop:
                     auth=credentials.auth(spec.project_id),
                     endpoint=spec.endpoint,
                     region=spec.region,
+                    tenant=self.namespace,  # the client shares its slots fairly by namespace
                 )
+                self._report_dropped(workflows.dropped)
                 return WorkflowsFetched(workflows)
             except CredentialsNotFound as exc:
                 return PollFailure(CredentialsNotFound.reason, str(exc))
@@ -363,6 +370,19 @@ class PollLoop:
                 again,
             )
         return reconciled
+
+    def _report_dropped(self, dropped: Sequence[DroppedField]) -> None:
+        """Informational fields the answer had but could not be read: one WARNING
+        line per poll (not per field) and the dropped-fields counter."""
+        if not dropped:
+            return
+        logger.warning(
+            "%s/%s: left out unreadable fields of the CCE answer: %s",
+            self.namespace,
+            self.name,
+            "; ".join(f"{d.field} x{d.count} ({d.why})" for d in dropped),
+        )
+        self._services.observer.fields_dropped({d.field: d.count for d in dropped})
 
     async def _apply(self, reconciled: ReconcileResult) -> bool:
         """Create the result's Events, then write its status; True when stored.

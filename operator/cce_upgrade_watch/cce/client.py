@@ -3,9 +3,16 @@
 Create it once (at operator startup) and share it: it owns a single connection
 pool (aiohttp's, see `senders.py`; requests, answers and auth are httpx's
 types), so connections are kept alive across every watched cluster of the same
-region, and one semaphore bounds the requests in flight for all callers
-together. Credentials and endpoint are per call, because every watched object
-has its own.
+region, and one set of slots bounds the requests in flight for all callers
+together, shared fairly between tenants (`slots.FairSlots`: a caller names its
+tenant, the watch's namespace, and no tenant holds more than half the slots
+while another waits). Credentials and endpoint are per call, because every
+watched object has its own.
+
+Nothing a server sends can exhaust the process: each attempt has an overall
+deadline (a server that drips a byte every few seconds never resets it), and
+bodies are read under a hard cap, on the wire and after decompression
+(`bodies.py`); an oversized answer is `InvalidResponse`.
 
 Failures become the typed exceptions of `errors.py`. GET requests are retried
 when throttled or when the API is unavailable, with exponential backoff and
@@ -26,7 +33,9 @@ import functools
 import json
 import logging
 import random
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,35 +47,43 @@ import httpx
 
 from cce_upgrade_watch import __version__
 from cce_upgrade_watch.cce.auth import redact
+from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
 from cce_upgrade_watch.cce.endpoints import resolve_endpoint
 from cce_upgrade_watch.cce.errors import (
     ApiUnavailable,
     CceApiError,
+    ClockSkew,
     ClusterNotFound,
     CredentialsRejected,
+    EndpointNotPublished,
     Forbidden,
     InvalidResponse,
     RequestRejected,
     Throttled,
     WorkflowParseError,
+    one_line,
 )
-from cce_upgrade_watch.cce.models import UpgradeWorkflow, parse_workflow_list
+from cce_upgrade_watch.cce.models import UpgradeWorkflow, Workflows, parse_workflow_list
 from cce_upgrade_watch.cce.senders import (
     AiohttpSender,
+    AnswerTooLarge,
     ConnectionFailed,
     HttpxSender,
     NoAnswerInTime,
     Sender,
     Undecodable,
 )
+from cce_upgrade_watch.cce.slots import FairSlots
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"cce-upgrade-watch/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 DEFAULT_MAX_IN_FLIGHT = 32
-#: List answers remembered (one per cluster URL) to skip parsing an unchanged one.
-MAX_REMEMBERED_LISTS = 50_000
+#: Bytes of list answers remembered (the last one per cluster URL) to skip parsing
+#: an unchanged one; the least recently used go first. Bounded by bytes, not by
+#: count, since each answer may be up to the body cap.
+MAX_REMEMBERED_BYTES = 64 * 1024 * 1024
 
 #: Called once per HTTP attempt: (operation, status, seconds). `status` is the
 #: HTTP status code as a string, or "timeout" / "network" when no answer came.
@@ -145,24 +162,36 @@ class CceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         uniform: Callable[[float, float], float] = random.uniform,
+        max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        deadline: float | None = None,
+        max_remembered_bytes: int = MAX_REMEMBERED_BYTES,
     ) -> None:
+        """`deadline`: seconds one attempt may take in all, sending and reading
+        (default: the read timeout); `max_response_bytes`: the body cap."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be at least 1")
         timeout = httpx.Timeout(timeout)
+        self._deadline = deadline if deadline is not None else (timeout.read or 15.0)
+        if self._deadline <= 0:
+            raise ValueError("deadline must be positive")
         # As many connections as requests may be in flight, all kept alive.
         self._sender: Sender = (
-            AiohttpSender(timeout, max_in_flight)
+            AiohttpSender(timeout, max_in_flight, max_response_bytes)
             if transport is None
-            else HttpxSender(transport, timeout, max_in_flight)
+            else HttpxSender(transport, timeout, max_in_flight, max_response_bytes)
         )
         self._headers = {
             "User-Agent": user_agent,
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
-        self._in_flight = asyncio.Semaphore(max_in_flight)
-        # The last list answer of each URL, raw and parsed.
-        self._last_lists: dict[str, tuple[bytes, tuple[UpgradeWorkflow, ...]]] = {}
+        self._slots = FairSlots(max_in_flight)
+        # The last list answer of each URL, raw and parsed, least recently used first.
+        self._last_lists: OrderedDict[str, tuple[bytes, Workflows]] = OrderedDict()
+        self._remembered_bytes = 0
+        self._max_remembered_bytes = max_remembered_bytes
         self._retry = retry or RetryPolicy()
         self._on_request = on_request
         self._sleep = sleep
@@ -190,25 +219,46 @@ class CceClient:
         auth: httpx.Auth,
         endpoint: str | None = None,
         region: str | None = None,
-    ) -> list[UpgradeWorkflow]:
-        """Every upgrade workflow the cluster has had, in the order the API sent them.
+        tenant: str = "",
+    ) -> Workflows:
+        """Every upgrade workflow the cluster has had, in the order the API sent them;
+        `.dropped` names the informational fields that could not be read.
 
         `endpoint` (an override) wins over `region`; one of them is required.
+        `tenant` (the watch's namespace) is whose share of the slots the call uses.
         Raises a `CceApiError` subclass, or `EndpointError` for a bad endpoint.
         """
         url = _resolved_endpoint(region, endpoint) + workflows_path(project_id, cluster_id)
-        response = await self._call(LIST_WORKFLOWS, "GET", url, auth=auth)
+        response = await self._call(LIST_WORKFLOWS, "GET", url, auth=auth, tenant=tenant)
         # An unchanged answer (the usual one) is not parsed again: the same bytes
         # give the same workflows, as the same (frozen) objects, so a caller can
         # tell "nothing changed" by identity.
         last = self._last_lists.get(url)
         if last is not None and last[0] == response.content:
-            return list(last[1])
+            self._last_lists.move_to_end(url)
+            return Workflows(last[1], last[1].dropped)
         workflows = _parse_list(LIST_WORKFLOWS, response, auth)
-        if len(self._last_lists) >= MAX_REMEMBERED_LISTS:
-            self._last_lists.clear()
-        self._last_lists[url] = (response.content, tuple(workflows))
-        return workflows
+        self._remember(url, response.content, workflows)
+        return Workflows(workflows, workflows.dropped)
+
+    def _remember(self, url: str, content: bytes, workflows: Workflows) -> None:
+        old = self._last_lists.pop(url, None)
+        if old is not None:
+            self._remembered_bytes -= len(old[0])
+        if len(content) > self._max_remembered_bytes:
+            return
+        while self._last_lists and self._remembered_bytes + len(content) > (
+            self._max_remembered_bytes
+        ):
+            _, (evicted, _) = self._last_lists.popitem(last=False)
+            self._remembered_bytes -= len(evicted)
+        self._last_lists[url] = (content, workflows)
+        self._remembered_bytes += len(content)
+
+    @property
+    def remembered_bytes(self) -> int:
+        """Bytes of raw answers held to skip re-parsing (bounded by `max_remembered_bytes`)."""
+        return self._remembered_bytes
 
     async def create_upgrade_workflow(
         self,
@@ -268,13 +318,16 @@ class CceClient:
         *,
         auth: httpx.Auth,
         json_body: dict[str, Any] | None = None,
+        tenant: str = "",
     ) -> httpx.Response:
         retryable_method = method == "GET"
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(operation, method, url, auth=auth, json_body=json_body)
+                return await self._attempt(
+                    operation, method, url, auth=auth, json_body=json_body, tenant=tenant
+                )
             except (Throttled, ApiUnavailable) as exc:
                 if not retryable_method or attempt >= self._retry.attempts:
                     raise
@@ -301,10 +354,11 @@ class CceClient:
         *,
         auth: httpx.Auth,
         json_body: dict[str, Any] | None,
+        tenant: str,
     ) -> httpx.Response:
         # The request is built and signed inside the slot, so time spent waiting for
         # one does not age the X-Sdk-Date the server checks.
-        async with self._in_flight:
+        async with self._slots.slot(tenant):
             request = httpx.Request(
                 method,
                 _parsed_url(url),
@@ -314,19 +368,28 @@ class CceClient:
             started = time.monotonic()
             status = "network"
             try:
-                response = await self._send_authenticated(request, auth)
+                # The whole attempt, reading included, within one deadline: the
+                # sender's read timeout is per read, which a dripping server resets.
+                async with asyncio.timeout(self._deadline):
+                    response = await self._send_authenticated(request, auth)
                 status = str(response.status_code)
-            except NoAnswerInTime as exc:
+            except (NoAnswerInTime, TimeoutError):
                 status = "timeout"
-                raise ApiUnavailable(f"no answer in time ({exc})", operation=operation) from None
+                raise ApiUnavailable(
+                    f"no complete answer within {self._deadline:g}s", operation=operation
+                ) from None
+            except AnswerTooLarge as exc:
+                status = "too_large"
+                raise InvalidResponse(str(exc), operation=operation) from None
             except Undecodable as exc:
                 raise InvalidResponse(
                     f"the response could not be decoded ({exc})", operation=operation
                 ) from None
             except ConnectionFailed as exc:
-                raise ApiUnavailable(
-                    f"connection failed ({redact(str(exc), auth)})", operation=operation
-                ) from None
+                # The detail (address, port, certificate error) goes to our log
+                # only: a tenant must not learn what listens where inside.
+                log.warning("%s: %s: %s", operation, exc.kind, redact(str(exc), auth))
+                raise ApiUnavailable(exc.kind, operation=operation) from None
             finally:
                 self._observe(operation, status, time.monotonic() - started)
         if response.is_success:
@@ -360,9 +423,7 @@ class CceClient:
 # -- parsing --------------------------------------------------------------------
 
 
-def _parse_list(
-    operation: str, response: httpx.Response, auth: httpx.Auth
-) -> list[UpgradeWorkflow]:
+def _parse_list(operation: str, response: httpx.Response, auth: httpx.Auth) -> Workflows:
     body = _json_or_none(response)
     if isinstance(body, dict) and "items" not in body and _error_fields(body)[0]:
         # A 2xx carrying an error body cannot be trusted to mean "no workflows".
@@ -370,9 +431,10 @@ def _parse_list(
             InvalidResponse, "an error body in a success response", operation, response, auth
         )
     try:
-        return parse_workflow_list(response.content).items
+        parsed = parse_workflow_list(response.content)
     except WorkflowParseError as exc:
         raise _make(InvalidResponse, str(exc), operation, response, auth) from None
+    return Workflows(parsed.items, parsed.dropped)
 
 
 def _parse_one(operation: str, response: httpx.Response, auth: httpx.Auth) -> UpgradeWorkflow:
@@ -396,8 +458,41 @@ _STATUS_ERRORS: dict[int, tuple[type[CceApiError], str]] = {
 }
 
 
+# The API gateway answers for the cloud service when the request never reaches it,
+# with codes of its own (the region's gateway says `APIGW.`, dedicated gateways
+# `APIG.`), and the same body shape as CCE. Codes and texts from Huawei Cloud's
+# "API Gateway > Error Codes" page (support.huaweicloud.com/intl/en-us/usermanual-apig/
+# apig_03_0048.html) and "API Request Signing Guide > FAQs" (support.huaweicloud.com/
+# intl/en-us/devg-apisign/api-sign-0003.html); the IAM form of the expired
+# signature as the gateway sends it is quoted in huaweicloud/huaweicloud-sdk-java-v3#44:
+#   404 APIGW.0101 "The API does not exist or has not been published in the environment."
+#   401 APIGW.0301 "Incorrect IAM authentication information: calc aksk signature fail:
+#       signature expired, signature time:20211217T064303Z,server time:20211217T065804Z"
+#   401 APIGW.0303 "Incorrect app authentication information: signature expired, ..."
+_GATEWAY_NOT_PUBLISHED = re.compile(r"^APIGW?\.0101$")
+_SIGNATURE_EXPIRED = re.compile(
+    r"signature expired|x-sdk-date\b.*\b(out of range|expired)", re.IGNORECASE
+)
+_SIGNATURE_TIMES = re.compile(
+    r"signature time:\s*(\d{8}T\d{6}Z)\s*,\s*server time:\s*(\d{8}T\d{6}Z)", re.IGNORECASE
+)
+
+
 def _error_for(operation: str, response: httpx.Response, auth: httpx.Auth) -> CceApiError:
     code = response.status_code
+    error_code, error_msg, message = _error_fields(_json_or_none(response))
+    if code == 404 and error_code is not None and _GATEWAY_NOT_PUBLISHED.match(error_code):
+        return _make(
+            EndpointNotPublished,
+            "no such API at this endpoint (the API gateway has not published it here): "
+            "check the region or the endpoint",
+            operation,
+            response,
+            auth,
+        )
+    said = " ".join(text for text in (error_msg, message) if text)
+    if code == 401 and _SIGNATURE_EXPIRED.search(said):
+        return _clock_skew(operation, response, auth, said)
     if code in _STATUS_ERRORS:
         cls, detail = _STATUS_ERRORS[code]
     elif code >= 500 or code == 408:
@@ -407,6 +502,34 @@ def _error_for(operation: str, response: httpx.Response, auth: httpx.Auth) -> Cc
     else:  # 1xx or 3xx: a redirect is never part of this API
         cls, detail = InvalidResponse, "unexpected status"
     return _make(cls, detail, operation, response, auth)
+
+
+def _clock_skew(
+    operation: str, response: httpx.Response, auth: httpx.Auth, said: str
+) -> CceApiError:
+    """The operator's clock, not the key: say by how much, in whole minutes (a
+    message that changed on every try would be a status write on every poll),
+    and leave the server's per-request timestamps out."""
+    skew = ""
+    times = _SIGNATURE_TIMES.search(said)
+    if times is not None:
+        try:
+            signed, server = (datetime.strptime(t, "%Y%m%dT%H%M%SZ") for t in times.groups())
+            minutes = round((server - signed).total_seconds() / 60)
+            direction = "behind" if minutes > 0 else "ahead of"
+            skew = f" (about {abs(minutes)} minutes {direction} the server's)"
+        except ValueError:
+            pass
+    detail = (
+        f"the request's X-Sdk-Date is out of the server's range: the operator's clock is "
+        f"off{skew}; fix the time (NTP) of the node the operator runs on"
+    )
+    error = _make(ClockSkew, detail, operation, response, auth)
+    if error.error_msg:
+        error.error_msg = one_line(_SIGNATURE_TIMES.sub("", error.error_msg).rstrip(" ,"))
+        error.message = None
+        error.args = (error._render(),)
+    return error
 
 
 def _make(

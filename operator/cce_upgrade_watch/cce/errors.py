@@ -12,8 +12,10 @@ credential. API errors quote what support asks for: the HTTP status, the CCE
     ├── CredentialsMissing        empty or malformed credentials, before any call
     └── CceApiError               a call failed; carries the HTTP details
         ├── CredentialsRejected   401
+        ├── ClockSkew             401 because X-Sdk-Date is out of range (retryable)
         ├── Forbidden             403
         ├── ClusterNotFound       404
+        ├── EndpointNotPublished  404 from the API gateway: no such API there (InvalidEndpoint)
         ├── RequestRejected       any other 4xx
         ├── Throttled             429, with `retry_after`
         ├── ApiUnavailable        5xx, connection error, timeout, dropped connection
@@ -122,6 +124,13 @@ class CredentialsRejected(CceApiError):
     reason = "CredentialsInvalid"
 
 
+class ClockSkew(CceApiError):
+    """401 because the signature's `X-Sdk-Date` is too far from the server's time:
+    the operator's clock is wrong, not the key. Retryable once the clock is fixed."""
+
+    reason = "ClockSkew"
+
+
 class Forbidden(CceApiError):
     """403: the credentials are valid but lack permission (or the project id is wrong)."""
 
@@ -132,6 +141,13 @@ class ClusterNotFound(CceApiError):
     """404: no such cluster in this project and region."""
 
     reason = "ClusterNotFound"
+
+
+class EndpointNotPublished(CceApiError):
+    """404 from the API gateway itself (`APIGW.0101`): the API is not published at
+    this endpoint, so the region or the endpoint override is wrong, not the cluster."""
+
+    reason = "InvalidEndpoint"
 
 
 class RequestRejected(CceApiError):

@@ -15,8 +15,14 @@ its CPU (see docs/PERFORMANCE.md).
 Proxies come from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY, read
 when a host is first called (as httpx's `trust_env`; no .netrc).
 
-Both raise only the three exceptions below for what happens on the wire; an
-HTTP error status is an answer, not an exception.
+Both read the body as a stream through `bodies.BoundedBody`: at most
+`max_body_bytes` on the wire and after decompression, an oversized
+`Content-Length` refused before a byte of the body is read (`AnswerTooLarge`).
+The `httpx.Response` they return holds the decoded body (its Content-Encoding
+header removed, so nothing decodes it twice).
+
+Both raise only the exceptions below for what happens on the wire; an HTTP
+error status is an answer, not an exception.
 """
 
 from __future__ import annotations
@@ -25,12 +31,32 @@ import functools
 import os
 import ssl
 import urllib.request
+from collections.abc import Sequence
 from typing import Protocol
 
 import aiohttp
 import certifi
 import httpx
 from yarl import URL
+
+from cce_upgrade_watch.cce.bodies import (
+    DEFAULT_MAX_BODY_BYTES,
+    AnswerTooLarge,
+    BodyDecodeError,
+    BoundedBody,
+    check_content_length,
+)
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "AiohttpSender",
+    "AnswerTooLarge",
+    "ConnectionFailed",
+    "HttpxSender",
+    "NoAnswerInTime",
+    "Sender",
+    "Undecodable",
+]
 
 #: Content codings both ends understand (httpx decodes the answer, see below).
 ACCEPT_ENCODING = "gzip, deflate"
@@ -42,7 +68,13 @@ class NoAnswerInTime(Exception):
 
 class ConnectionFailed(Exception):
     """No answer: refused, reset, dropped or unreachable. The message may hold
-    the server's address; the caller scrubs it of secrets before showing it."""
+    the server's address and is for the operator's log only; `kind` is the
+    generic description a tenant may see."""
+
+    def __init__(self, detail: str, kind: str = "could not connect to the endpoint") -> None:
+        # `kind` is one of COULD_NOT_CONNECT, TLS_FAILED, CONNECTION_DROPPED.
+        super().__init__(detail)
+        self.kind = kind
 
 
 class Undecodable(Exception):
@@ -85,7 +117,13 @@ class AiohttpSender:
     followed.
     """
 
-    def __init__(self, timeout: httpx.Timeout, max_connections: int) -> None:
+    def __init__(
+        self,
+        timeout: httpx.Timeout,
+        max_connections: int,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        self._max_body_bytes = max_body_bytes
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             sock_connect=timeout.connect,
@@ -100,7 +138,7 @@ class AiohttpSender:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            # httpx decodes the body (below), exactly as it did when it also sent.
+            # The body is decoded by `BoundedBody`, under the cap.
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             # aiohttp's own `trust_env` looks up .netrc and the proxy variables in a
@@ -130,17 +168,23 @@ class AiohttpSender:
                 allow_redirects=False,
                 proxy=_proxy_for(request.url.scheme, request.url.host),
             ) as answer:
-                body = await answer.read()
+                try:
+                    check_content_length(answer.headers.get("Content-Length"), self._max_body_bytes)
+                    body = BoundedBody(self._max_body_bytes, answer.headers.get("Content-Encoding"))
+                    async for chunk in answer.content.iter_any():
+                        body.feed(chunk)
+                    content = body.finish()
+                except (AnswerTooLarge, BodyDecodeError):
+                    answer.close()  # never hand a half-read connection back to the pool
+                    raise
                 status, raw_headers = answer.status, answer.raw_headers
+        except BodyDecodeError as exc:
+            raise Undecodable(str(exc)) from None
         except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors too
             raise NoAnswerInTime(type(exc).__name__) from None
         except aiohttp.ClientError as exc:
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from None
-        try:
-            # Decodes the body by its Content-Encoding, as httpx always did.
-            return httpx.Response(status, headers=raw_headers, content=body, request=request)
-        except httpx.DecodingError as exc:
-            raise Undecodable(type(exc).__name__) from None
+            raise ConnectionFailed(f"{type(exc).__name__}: {exc}", _kind_of(exc)) from None
+        return _decoded_response(status, raw_headers, content, request)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -152,8 +196,13 @@ class HttpxSender:
     """httpx's client over a transport the caller chose."""
 
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout, max_connections: int
+        self,
+        transport: httpx.AsyncBaseTransport,
+        timeout: httpx.Timeout,
+        max_connections: int,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        self._max_body_bytes = max_body_bytes
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
@@ -165,13 +214,76 @@ class HttpxSender:
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await self._http.send(request)
+            answer = await self._http.send(request, stream=True)
+            try:
+                check_content_length(answer.headers.get("Content-Length"), self._max_body_bytes)
+                if answer.is_stream_consumed:
+                    # A transport that built its answer from bytes (httpx.MockTransport)
+                    # has read and decoded it already: only the cap is left to check.
+                    content = answer.content
+                    if len(content) > self._max_body_bytes:
+                        raise AnswerTooLarge(self._max_body_bytes)
+                else:
+                    body = BoundedBody(self._max_body_bytes, answer.headers.get("Content-Encoding"))
+                    async for chunk in answer.aiter_raw():
+                        body.feed(chunk)
+                    content = body.finish()
+            finally:
+                await answer.aclose()
+        except BodyDecodeError as exc:
+            raise Undecodable(str(exc)) from None
         except httpx.TimeoutException as exc:
             raise NoAnswerInTime(type(exc).__name__) from None
-        except httpx.DecodingError as exc:
-            raise Undecodable(type(exc).__name__) from None
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from None
+            raise ConnectionFailed(f"{type(exc).__name__}: {exc}", _kind_of(exc)) from None
+        return _decoded_response(answer.status_code, answer.headers.multi_items(), content, request)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _decoded_response(
+    status: int,
+    headers: Sequence[tuple[bytes, bytes]] | Sequence[tuple[str, str]],
+    content: bytes,
+    request: httpx.Request,
+) -> httpx.Response:
+    """An `httpx.Response` holding the already decoded body: the headers that
+    describe the wire form (coding, length, chunking) are left out."""
+    kept = [
+        (_text(name), _text(value))
+        for name, value in headers
+        if _text(name).lower() not in _WIRE_HEADERS
+    ]
+    return httpx.Response(status, headers=kept, content=content, request=request)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _kind_of(exc: BaseException) -> str:
+    """What a tenant may be told about a failed connection: that the TLS handshake
+    failed, that no connection could be made (refused, unreachable, DNS), or that
+    it dropped before a complete answer. Nothing about the address, the port or the
+    certificate: that goes to the operator's log only."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | aiohttp.ClientSSLError):
+            return TLS_FAILED
+        current = current.__cause__ or current.__context__
+    if "certificate verify failed" in str(exc).lower() or "ssl" in type(exc).__name__.lower():
+        return TLS_FAILED
+    if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError | httpx.ProxyError):
+        return COULD_NOT_CONNECT
+    return CONNECTION_DROPPED
+
+
+COULD_NOT_CONNECT = "could not connect to the endpoint"
+TLS_FAILED = "TLS handshake failed"
+CONNECTION_DROPPED = "the connection was dropped before a complete answer"

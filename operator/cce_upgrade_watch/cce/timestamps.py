@@ -8,6 +8,10 @@ the server stringified `time.Now()`. Other Huawei APIs use RFC 3339
 (`2018-09-05T01:10:59Z`). Both are accepted. A timestamp without any offset
 (`2020-01-04T09:05:22.701000`, seen in some Huawei APIs) is read as UTC, the
 zone Huawei's servers report in. Precision beyond microseconds is dropped.
+
+Go prints an unset `time.Time` as `0001-01-01 00:00:00 +0000 UTC`; that, and any
+time before 1970, means "absent" (None): no upgrade ran before 1970, and a year
+below 1000 would not even survive a round trip through RFC 3339 formatters.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ _RFC3339 = re.compile(
 )
 
 
-def _build(date: str, time: str, fraction: str | None, offset: timedelta) -> datetime:
+#: Times before this are absent (Go's zero time is year 1).
+EARLIEST_YEAR = 1970
+
+
+def _build(date: str, time: str, fraction: str | None, offset: timedelta) -> datetime | None:
     microseconds = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         naive = datetime.strptime(f"{date} {time}", "%Y-%m-%d %H:%M:%S")
-        return naive.replace(microsecond=microseconds, tzinfo=timezone(offset)).astimezone(UTC)
+        if naive.year < EARLIEST_YEAR:
+            return None
+        moment = naive.replace(microsecond=microseconds, tzinfo=timezone(offset)).astimezone(UTC)
+        return moment if moment.year >= EARLIEST_YEAR else None
     except (ValueError, OverflowError) as exc:
         raise TimestampParseError(f"not a valid date or time: {date} {time}") from exc
 
@@ -74,8 +85,16 @@ def parse_timestamp(value: str | None) -> datetime | None:
 
 
 def format_rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, seconds precision plus microseconds when present."""
+    """RFC 3339 in UTC with a `Z`, seconds precision plus microseconds when present.
+
+    The year is always 4 digits (strftime's `%Y` leaves year 1 as `1`, which
+    no RFC 3339 reader, the API server's `date-time` included, accepts).
+    """
     moment = moment.astimezone(UTC)
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"

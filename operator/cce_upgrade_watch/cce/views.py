@@ -52,4 +52,9 @@ def workflow_to_status_dict(workflow: UpgradeWorkflow) -> dict[str, Any]:
     _put(result, "updatedAt", workflow.metadata.update_timestamp)
     result["pointStatuses"] = [point_status_to_dict(p) for p in workflow.status.point_statuses]
     result["lineStatuses"] = [line_status_to_dict(line) for line in workflow.status.line_statuses]
+    # A list cut to the models' bound says so, rather than passing for the whole one.
+    if workflow.status.point_statuses_omitted:
+        result["pointStatusesOmitted"] = workflow.status.point_statuses_omitted
+    if workflow.status.line_statuses_omitted:
+        result["lineStatusesOmitted"] = workflow.status.line_statuses_omitted
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,17 @@ from hypothesis import strategies as st
 from cce_upgrade_watch.cce.errors import CceError, WorkflowParseError
 from cce_upgrade_watch.cce.models import (
     ACTIVE_PHASES,
+    MAX_LIST_ITEMS,
+    MAX_STRING,
     Phase,
     TaskStatus,
     UpgradeWorkflowList,
     parse_workflow_list,
 )
+from cce_upgrade_watch.cce.views import workflow_to_status_dict
 from tests.unit.cce.conftest import workflow, workflow_list
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z")
 
 FUZZ_EXAMPLES = 300
 
@@ -204,7 +210,8 @@ def test_junk_labels_are_dropped_not_fatal() -> None:
             b'{"items": [{"metadata": {"creationTimestamp": "yesterday"}}]}',
             "items.0.metadata.creationTimestamp: unrecognised timestamp 'yesterday'",
         ),
-        (b'{"items": [{"status": {"lineStatuses": [{"critical": "maybe"}]}}]}', "critical"),
+        (b"{}", "no 'items'"),
+        (b'{"items": [{"metadata": {"uid": {"a": 1}}}]}', "items.0.metadata.uid"),
         (b"[" * 100_000 + b"]" * 100_000, "not JSON"),
     ],
 )
@@ -236,6 +243,8 @@ def _field(value: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 _timestamps = st.sampled_from(
     [
         "2023-11-24 08:39:15.894417 +0000 UTC",
+        "0001-01-01 00:00:00 +0000 UTC",  # Go's zero time: an unset time.Time
+        "1700815155",  # epoch seconds: an unknown layout
         "2023-11-24 08:39:15 +0800 CST m=+0.000123001",
         "2018-09-05T01:10:59Z",
         "",
@@ -310,7 +319,17 @@ def _parses_or_fails_cleanly(body: Any) -> None:
     assert isinstance(result, UpgradeWorkflowList)
     for wf in result.items:
         for moment in (wf.metadata.creation_timestamp, wf.metadata.update_timestamp):
-            assert moment is None or moment.tzinfo is not None
+            assert moment is None or (moment.tzinfo is not None and moment.year >= 1970)
+        # Whatever is kept can be stored: bounded, and every time formats as RFC 3339.
+        view = workflow_to_status_dict(wf)
+        assert len(view["pointStatuses"]) <= MAX_LIST_ITEMS
+        assert len(view["lineStatuses"]) <= MAX_LIST_ITEMS
+        for point in view["pointStatuses"]:
+            for key, value in point.items():
+                assert isinstance(value, str), key
+                assert len(value) <= MAX_STRING, key
+                if key.endswith("TimeStamp"):
+                    assert _RFC3339.fullmatch(value), value
 
 
 _fuzz = settings(
@@ -339,3 +358,134 @@ def test_arbitrary_json_parses_or_raises_the_parse_error(body: Any) -> None:
 def test_junk_bytes_parse_or_raise_the_parse_error(body: bytes) -> None:
     _parses_or_fails_cleanly(body)
     _parses_or_fails_cleanly(b'{"items": [' + body + b"]}")
+
+
+# -- informational fields are dropped, not fatal (issue 10.3) ---------------------
+
+
+def test_unreadable_informational_fields_are_dropped_and_reported() -> None:
+    current = workflow(
+        "current",
+        phase="Running",
+        points=[
+            {
+                "taskType": "PreCheck",
+                "taskID": {"not": "a string"},
+                "status": "Success",
+                "startTimeStamp": "1700815155",  # epoch seconds: not a layout the API uses
+                "endTimeStamp": "2023-11-24 08:40:15 +0000 UTC",
+                "expireTimeStamp": [],
+            },
+            {"taskType": "Cluster", "status": "Running", "startTimeStamp": "1700815160"},
+        ],
+        lines=[{"startPoint": "PreCheck", "endPoint": {"taskType": "Cluster"}, "critical": 1}],
+    )
+    old = workflow("old", created="2022-01-01 00:00:00 +0000 UTC")
+    old["spec"] = "v1.27"  # a wrong-typed field in an old history workflow
+    old["status"]["pointStatuses"] = "PreCheck"
+
+    parsed = parse_workflow_list(workflow_list(current, old))
+
+    running, history = parsed.items
+    assert (running.metadata.uid, running.status.phase) == ("current", "Running")
+    first, second = running.status.point_statuses
+    assert (first.task_type, first.status, first.task_id, first.start_time_stamp) == (
+        "PreCheck",
+        "Success",
+        None,
+        None,
+    )
+    assert first.end_time_stamp == datetime(2023, 11, 24, 8, 40, 15, tzinfo=UTC)
+    assert (second.task_type, second.status, second.start_time_stamp) == (
+        "Cluster",
+        "Running",
+        None,
+    )
+    (line,) = running.status.line_statuses
+    assert (line.start_point, line.critical) == (None, None)
+    assert line.end_point is not None
+    assert line.end_point.task_type == "Cluster"
+    assert history.metadata.uid == "old"
+    assert history.spec.cluster_version is None
+    assert history.status.point_statuses == []
+    assert {(d.field, d.count) for d in parsed.dropped} == {
+        ("taskID", 1),
+        ("startTimeStamp", 2),
+        ("expireTimeStamp", 1),
+        ("startPoint", 1),
+        ("critical", 1),
+        ("spec", 1),
+        ("pointStatuses", 1),
+    }
+    why = {d.field: d.why for d in parsed.dropped}
+    assert "1700815155" in why["startTimeStamp"]
+
+
+def test_a_clean_answer_drops_nothing() -> None:
+    assert parse_workflow_list(DOC_EXAMPLE).dropped == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"items": "yes"}, "items"),
+        ({"items": [{"metadata": {"uid": ["x"]}}]}, "metadata.uid"),
+        ({"items": [{"status": {"phase": {"a": 1}}}]}, "status.phase"),
+        ({"items": [{"status": "Running"}]}, "status"),
+        ({"items": [{"metadata": {"uid": "a", "creationTimestamp": "1700815155"}}]}, "creation"),
+    ],
+)
+def test_what_the_status_cannot_do_without_still_fails(body: dict[str, Any], where: str) -> None:
+    with pytest.raises(WorkflowParseError, match=where):
+        parse_workflow_list(body)
+
+
+@pytest.mark.parametrize("body", [b"{}", {}, {"apiVersion": "v3"}])
+def test_an_object_without_items_is_not_an_empty_list(body: Any) -> None:
+    with pytest.raises(WorkflowParseError, match="no 'items'"):
+        parse_workflow_list(body)
+
+
+def test_an_explicit_empty_list_is_valid() -> None:
+    assert parse_workflow_list(b'{"kind": "List", "apiVersion": "v3", "items": []}').items == []
+    assert parse_workflow_list({"items": []}).items == []
+
+
+# -- bounded before stored (issue 11.4) --------------------------------------------
+
+
+def test_long_task_and_edge_lists_are_cut_and_counted() -> None:
+    points = [{"taskType": f"T{i}", "status": "Success"} for i in range(MAX_LIST_ITEMS + 36)]
+    lines = [{"critical": True}] * (MAX_LIST_ITEMS + 1)
+    parsed = parse_workflow_list(workflow_list(workflow("a", points=points, lines=lines)))
+    status = parsed.items[0].status
+    assert len(status.point_statuses) == MAX_LIST_ITEMS
+    assert status.point_statuses[-1].task_type == f"T{MAX_LIST_ITEMS - 1}"
+    assert (status.point_statuses_omitted, status.line_statuses_omitted) == (36, 1)
+    view = workflow_to_status_dict(parsed.items[0])
+    assert (view["pointStatusesOmitted"], view["lineStatusesOmitted"]) == (36, 1)
+
+
+def test_lists_within_the_bound_are_not_marked() -> None:
+    view = workflow_to_status_dict(parse_workflow_list(DOC_EXAMPLE).items[0])
+    assert "pointStatusesOmitted" not in view
+    assert "lineStatusesOmitted" not in view
+
+
+def test_long_strings_are_cut_to_the_bound() -> None:
+    body = workflow("u" * 10_000, phase="P" * 300)
+    body["spec"]["targetVersion"] = "v" * 5000
+    body["status"]["pointStatuses"] = [{"taskType": "x" * 257, "taskID": 7 * 10**300}]
+    wf = parse_workflow_list(workflow_list(body)).items[0]
+    texts = [
+        wf.metadata.uid,
+        wf.status.phase,
+        wf.spec.target_version,
+        wf.status.point_statuses[0].task_type,
+        wf.status.point_statuses[0].task_id,
+    ]
+    assert all(text is not None and len(text) == MAX_STRING for text in texts)
+    assert all(text is not None and text.endswith("...") for text in texts)
+    assert parse_workflow_list(workflow_list(workflow("u" * MAX_STRING))).items[0].metadata.uid == (
+        "u" * MAX_STRING
+    )

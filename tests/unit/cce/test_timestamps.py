@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -111,3 +112,51 @@ def test_go_layout_round_trips(moment: datetime, digits: int, zone: str, monoton
     expected = moment.replace(microsecond=int(f"{moment.microsecond:06d}"[:kept].ljust(6, "0")))
     assert parse_timestamp(text) == expected
     assert parse_timestamp(format_rfc3339(expected)) == expected
+
+
+# -- Go's zero time (issue 10.2) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01 00:00:00 +0000 UTC",  # an unset time.Time, as Go prints it
+        "0001-01-01T00:00:00Z",
+        "0001-01-01 08:00:00 +0800 CST",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01 00:30:00 +0100 CET",  # 1969 in UTC
+    ],
+)
+def test_go_zero_time_and_anything_before_1970_is_absent(text: str) -> None:
+    assert parse_timestamp(text) is None
+
+
+def test_the_epoch_itself_is_a_time() -> None:
+    assert parse_timestamp("1970-01-01T00:00:00Z") == utc(1970, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC), "0999-12-31T23:59:59.000005Z"),
+        (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00Z"),
+    ],
+)
+def test_the_formatter_pads_the_year_to_4_digits(moment: datetime, text: str) -> None:
+    assert format_rfc3339(moment) == text
+    # What the API server's `format: date-time` (RFC 3339) accepts.
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)
+    )
+)
+def test_formatted_times_are_rfc3339_for_any_year(moment: datetime) -> None:
+    text = format_rfc3339(moment)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z", text)
+    parsed = parse_timestamp(text)
+    assert parsed == (moment if moment.year >= 1970 else None)

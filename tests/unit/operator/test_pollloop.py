@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from cce_upgrade_watch.cce.errors import ApiUnavailable, CredentialsRejected, Throttled
-from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.cce.models import Workflows, parse_workflow_list
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
@@ -44,7 +44,8 @@ class FakeCce:
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
-        return parse_workflow_list(answer).items
+        parsed = parse_workflow_list(answer)
+        return Workflows(parsed.items, parsed.dropped)
 
 
 class FakeWriter:

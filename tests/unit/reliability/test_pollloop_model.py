@@ -37,7 +37,7 @@ from cce_upgrade_watch.cce.errors import (
     InvalidResponse,
     Throttled,
 )
-from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.cce.models import Workflows, parse_workflow_list
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
@@ -73,7 +73,8 @@ class FakeCce:
         self.clock += self.seconds
         if self.error is not None:
             raise self.error
-        return parse_workflow_list(self.body).items
+        parsed = parse_workflow_list(self.body)
+        return Workflows(parsed.items, parsed.dropped)
 
 
 class FakeApiServer:
