@@ -23,8 +23,11 @@ class OperatorConfig:
     #: CCE requests in flight at once, across all watches.
     cce_max_in_flight: int = 32
     cce_max_attempts: int = 3
-    #: Seconds to wait for each CCE answer (connecting waits at most 5).
+    #: Seconds to wait for each CCE answer (connecting waits at most 5); also the
+    #: overall deadline of one attempt, reading included.
     cce_timeout: float = 15.0
+    #: The largest CCE answer read, on the wire and after decompression.
+    cce_max_response_bytes: int = 1024 * 1024
     namespaces: tuple[str, ...] = field(default_factory=tuple)
 
     def with_defaults(self, spec: Mapping[str, Any] | None) -> Mapping[str, Any] | None:

@@ -65,6 +65,8 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         cce=CceClient(
             timeout=httpx.Timeout(config.cce_timeout, connect=min(5.0, config.cce_timeout)),
             max_in_flight=config.cce_max_in_flight,
+            max_response_bytes=config.cce_max_response_bytes,
+            deadline=config.cce_timeout,
             retry=RetryPolicy(attempts=config.cce_max_attempts),
             on_request=metrics.observe_cce_request,
         ),

@@ -88,6 +88,9 @@ _CURRENT_WORKFLOW_KEYS = (
     "progress",
     "pointStatuses",
     "lineStatuses",
+    # How many tasks / edges the models cut (cce.models.MAX_LIST_ITEMS), when they did.
+    "pointStatusesOmitted",
+    "lineStatusesOmitted",
 )
 _WORKFLOW_KEYS = (*_CURRENT_WORKFLOW_KEYS, "history")
 
@@ -405,6 +408,9 @@ def _mirror(workflow: UpgradeWorkflow) -> dict[str, Any]:
         part.get("targetVersion") if part.get("phase") == Phase.SUCCESS else None
     ) or part.get("clusterVersion")
     _put(part, "currentVersion", current_version)
+    for omitted in ("pointStatusesOmitted", "lineStatusesOmitted"):
+        if omitted in view:
+            part[omitted] = view[omitted]
     return part
 
 
@@ -489,6 +495,9 @@ def _stored_workflow_part(stored: Mapping[str, Any]) -> dict[str, Any]:
         if key in ("pointStatuses", "lineStatuses"):
             if _dicts(value):
                 part[key] = _dicts(value)
+        elif key.endswith("Omitted"):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                part[key] = value
         elif _text(value) is not None:
             part[key] = value
     return part

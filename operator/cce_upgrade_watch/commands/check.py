@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from cce_upgrade_watch.cce.auth import AkSkAuth, TokenAuth
+from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.endpoints import resolve_endpoint
 from cce_upgrade_watch.cce.errors import (
@@ -51,6 +52,7 @@ from cce_upgrade_watch.cce.models import UpgradeWorkflow
 from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.cce.senders import AiohttpSender
 from cce_upgrade_watch.cce.views import workflow_to_status_dict
+from cce_upgrade_watch.commands.run import positive_bytes
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -120,6 +122,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for each answer (default 15; connecting waits at most 5)",
     )
     parser.add_argument(
+        "--cce-max-response-bytes",
+        type=positive_bytes,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="refuse answers larger than N bytes, as sent or decompressed (default 1 MiB)",
+    )
+    parser.add_argument(
         "--metadata-endpoint",
         metavar="URL",
         help="use the node's agency from the ECS metadata service at URL "
@@ -171,7 +180,9 @@ def execute(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
 
     client = CceClient(
-        timeout=httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)), max_in_flight=1
+        timeout=httpx.Timeout(args.timeout, connect=min(5.0, args.timeout)),
+        max_in_flight=1,
+        max_response_bytes=args.cce_max_response_bytes,
     )
     try:
         workflows = asyncio.run(

@@ -6,7 +6,19 @@ import argparse
 import asyncio
 import logging
 
+from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
 from cce_upgrade_watch.durations import parse_duration
+
+
+def positive_bytes(text: str) -> int:
+    """A byte count for `--cce-max-response-bytes`: a whole number from 1 KiB up."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError("must be at least 1024 bytes")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +101,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=parse_duration,
         default="15s",
         metavar="DURATION",
-        help="wait this long for each CCE answer before retrying (default 15s)",
+        help="give each CCE request attempt this long in all, reading the answer "
+        "included, before retrying (default 15s)",
+    )
+    parser.add_argument(
+        "--cce-max-response-bytes",
+        type=positive_bytes,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="N",
+        help="refuse CCE answers larger than N bytes, as sent or decompressed "
+        "(default 1048576, 1 MiB): InvalidResponse",
     )
     parser.add_argument(
         "-l",
@@ -157,6 +178,7 @@ def execute(args: argparse.Namespace) -> int:
         cce_max_in_flight=args.cce_concurrency,
         cce_max_attempts=args.cce_attempts,
         cce_timeout=args.cce_timeout.total_seconds(),
+        cce_max_response_bytes=args.cce_max_response_bytes,
         namespaces=tuple(args.namespaces),
     )
     settings = kopf.OperatorSettings()

@@ -9,16 +9,21 @@ included, carries an `X-Request-Id`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from cce_upgrade_watch.cce.signing import DATE_HEADER
 from cce_upgrade_watch.simulator import control
+from cce_upgrade_watch.simulator.auth import signature_expired
 from cce_upgrade_watch.simulator.faults import Fault, FaultKind
 from cce_upgrade_watch.simulator.identity_app import add_identity_routes
 from cce_upgrade_watch.simulator.render import (
@@ -48,6 +53,13 @@ API_PREFIX = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}/operatio
 # Throttling comes from the API gateway, which has its own codes.
 THROTTLE_CODE = "APIGW.0308"
 THROTTLE_MESSAGE = "The throttling threshold has been reached"
+# So do a wrong endpoint and a stale signature; the codes and texts of Huawei
+# Cloud's "API Gateway > Error Codes" page and of the "API Request Signing Guide
+# > FAQs" (see the simulator's README).
+NOT_PUBLISHED_CODE = "APIGW.0101"
+NOT_PUBLISHED_MESSAGE = "The API does not exist or has not been published in the environment."
+# One JSON value of whitespace: what the body faults send (valid JSON, no end in sight).
+_PADDING = b" " * 65536
 # A body cut off mid-object: what a proxy that gave up half way sends.
 MALFORMED_BODY = b'{"kind": "List", "apiVersion": "v3", "items": [{"kind": "WorkFlowTask", "metad'
 
@@ -121,6 +133,11 @@ async def request_id_middleware(
 def _fault_response(
     request: web.Request, state: SimulatorState, style: ResponseStyle, fault: Fault
 ) -> web.Response:
+    if fault.kind == FaultKind.API_NOT_PUBLISHED:
+        return _error_response(style, 404, NOT_PUBLISHED_CODE, NOT_PUBLISHED_MESSAGE)
+    if fault.kind == FaultKind.CLOCK_SKEW:
+        failure = signature_expired(request.headers.get(DATE_HEADER), state.wall_clock())
+        return _error_response(style, failure.status, failure.code, failure.message)
     if fault.kind == FaultKind.DROP:
         # Close the socket without an answer; aiohttp discards what we return.
         state.stats.dropped += 1
@@ -146,10 +163,67 @@ def _fault_response(
     return _error_response(style, fault.status, code, message)
 
 
-def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
+_BODY_FAULTS = frozenset({FaultKind.GZIP_BOMB, FaultKind.OVERSIZED, FaultKind.DRIP})
+
+
+async def _body_fault(request: web.Request, fault: Fault) -> web.StreamResponse:
+    """200 with a body that is too big, inflates too far, or never ends."""
+    response = web.StreamResponse(status=200, headers={REQUEST_ID_HEADER: uuid.uuid4().hex})
+    response.content_type = "application/json"
+    with contextlib.suppress(ConnectionError):  # the client gave up, as it should
+        await _write_body_fault(request, response, fault)
+    return response
+
+
+async def _write_body_fault(
+    request: web.Request, response: web.StreamResponse, fault: Fault
+) -> None:
+    if fault.kind == FaultKind.GZIP_BOMB:
+        body = gzip_bomb(fault.size)
+        response.headers["Content-Encoding"] = "gzip"
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body)
+    elif fault.kind == FaultKind.OVERSIZED:
+        response.content_length = fault.size
+        await response.prepare(request)
+        await response.write(b'{"items": []')
+        left = fault.size - 13
+        while left > 0:
+            piece = _PADDING[: min(left, len(_PADDING))]
+            await response.write(piece)
+            left -= len(piece)
+        await response.write(b"}")
+    else:  # drip: never complete; ends when the client goes away
+        await response.prepare(request)
+        await response.write(b"{")
+        while True:
+            await asyncio.sleep(fault.latency)
+            await response.write(b" ")
+    await response.write_eof()
+
+
+@functools.lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """`size` bytes of JSON (`{"items": [` + whitespace + `]}`, an empty list),
+    gzipped: about a thousandth of that on the wire. Compressed piece by piece, so
+    the simulator never holds the inflated form."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [compressor.compress(b'{"items": [')]
+    left = size - 13
+    while left > 0:
+        piece = _PADDING[: min(left, len(_PADDING))]
+        parts.append(compressor.compress(piece))
+        left -= len(piece)
+    parts.append(compressor.compress(b"]}"))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Wrap one API operation in the cloud's request pipeline."""
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
         project_id = request.match_info["project_id"]
         cluster_id = request.match_info["cluster_id"]
@@ -163,6 +237,9 @@ def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.Re
         effects = state.faults.take(cluster_id)
         if effects.latency > 0:
             await asyncio.sleep(effects.latency)
+        if effects.action is not None and effects.action.kind in _BODY_FAULTS:
+            stats.statuses[200] += 1
+            return await _body_fault(request, effects.action)
         if effects.action is not None:
             response = _fault_response(request, state, style, effects.action)
         else:

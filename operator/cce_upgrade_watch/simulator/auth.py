@@ -9,7 +9,12 @@ also send their `X-Security-Token`, and those the simulator's STS issued
 (`identity_app`) are refused once their expiry has passed. Then the project in the path (and in
 `X-Project-Id` when sent) must belong to the credentials.
 
-Failures are 401 `CCE.01401001` (who are you?) or 403 `CCE.01403001` (not yours).
+Failures are 401 `CCE.01401001` (who are you?) or 403 `CCE.01403001` (not yours),
+except a stale `X-Sdk-Date`, which the API gateway refuses before CCE sees the
+request: 401 `APIGW.0301` "Incorrect IAM authentication information: calc aksk
+signature fail:signature expired, signature time:...,server time:..." (the text
+Huawei Cloud's gateway sends, quoted in huaweicloud/huaweicloud-sdk-java-v3#44;
+the code from the "API Gateway > Error Codes" page).
 The recomputation uses the same `sign` as the operator's client, and the test
 suite proves both against the official SDK, so a pass here means a pass there.
 """
@@ -29,6 +34,7 @@ MAX_CLOCK_SKEW_SECONDS = 15 * 60
 
 CODE_UNAUTHENTICATED = "CCE.01401001"
 CODE_FORBIDDEN = "CCE.01403001"
+CODE_GATEWAY_IAM = "APIGW.0301"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +173,7 @@ class CredentialStore:
                 f"{DATE_HEADER} {sdk_date!r} is not in the format {DATE_FORMAT}"
             )
         if abs(wall_now - signed_at) > MAX_CLOCK_SKEW_SECONDS:
-            return _unauthenticated(
-                f"the request was signed at {sdk_date}, more than 15 minutes from the server time"
-            )
+            return signature_expired(sdk_date, wall_now)
 
         names = [name for name in signed_list.split(";") if name]
         if DATE_HEADER.lower() not in names:
@@ -214,6 +218,20 @@ def _parse_sdk_date(value: str) -> float | None:
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
     except ValueError:
         return None
+
+
+def signature_expired(sdk_date: str | None, wall_now: float) -> AuthFailure:
+    """The API gateway's answer to a signature more than 15 minutes off its clock."""
+    server_time = datetime.fromtimestamp(wall_now, UTC).strftime(DATE_FORMAT)
+    if sdk_date is None or _parse_sdk_date(sdk_date) is None:
+        # The fault on a token request: a signature time 20 minutes behind.
+        sdk_date = datetime.fromtimestamp(wall_now - 20 * 60, UTC).strftime(DATE_FORMAT)
+    return AuthFailure(
+        401,
+        CODE_GATEWAY_IAM,
+        "Incorrect IAM authentication information: calc aksk signature fail:signature "
+        f"expired, signature time:{sdk_date},server time:{server_time}",
+    )
 
 
 def _unauthenticated(message: str) -> AuthFailure:

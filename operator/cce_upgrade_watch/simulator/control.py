@@ -422,6 +422,16 @@ class ControlApi:
             if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
                 raise ControlError("latency needs seconds (a number, at least 0)")
             options["latency"] = float(seconds)
+        elif kind == FaultKind.DRIP:
+            seconds = body.get("seconds", 1.0)
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+                raise ControlError("drip seconds must be a number above 0")
+            options["latency"] = float(seconds)
+        elif kind in (FaultKind.GZIP_BOMB, FaultKind.OVERSIZED):
+            size = body.get("bytes", 256 * 1024 * 1024)
+            if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 2**32:
+                raise ControlError("bytes must be a whole number from 16 to 4 GiB")
+            options["size"] = size
         try:
             fault = self.state.faults.add(kind, **options)
         except ValueError as exc:

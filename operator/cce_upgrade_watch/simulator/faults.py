@@ -13,6 +13,14 @@ faults before global ones:
 - `malformed`: 200 with a body that is not valid JSON;
 - `empty-list`: 200 with a well-formed list that holds no workflow, as a
   glitching backend might answer: every workflow seems to have vanished.
+- `api-not-published`: the API gateway's 404 `APIGW.0101` (the API is not
+  published at this endpoint: a wrong region or endpoint);
+- `clock-skew`: the API gateway's 401 `APIGW.0301` for a signature whose
+  `X-Sdk-Date` is too far from the server's clock;
+- `gzip-bomb`: 200, `Content-Encoding: gzip`, a small body that inflates to
+  `bytes` (default 256 MiB) of JSON whitespace;
+- `oversized`: 200 announcing (`Content-Length`) and sending `bytes` of JSON;
+- `drip`: 200, then the body one byte every `seconds` (default 1), never ending.
 
 Faults hit the upgrade-workflow API before authentication, as a gateway's
 would; the control API under `/_sim/` is never faulted.
@@ -34,6 +42,11 @@ class FaultKind(StrEnum):
     MALFORMED = "malformed"
     SINGLE_ITEM = "single-item"
     EMPTY_LIST = "empty-list"
+    API_NOT_PUBLISHED = "api-not-published"
+    CLOCK_SKEW = "clock-skew"
+    GZIP_BOMB = "gzip-bomb"
+    OVERSIZED = "oversized"
+    DRIP = "drip"
 
 
 MODIFIER_KINDS = frozenset({FaultKind.LATENCY, FaultKind.SINGLE_ITEM})
@@ -49,7 +62,8 @@ class Fault:
     error_code: str | None = None  # error: default by status
     error_msg: str | None = None
     retry_after: int = 1  # throttle: seconds, sent in Retry-After
-    latency: float = 0.0  # latency: seconds added before answering
+    latency: float = 0.0  # latency, drip: seconds added before answering / between bytes
+    size: int = 256 * 1024 * 1024  # gzip-bomb (inflated), oversized: bytes of body
     applied: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -64,8 +78,10 @@ class Fault:
             body.update(status=self.status, errorCode=self.error_code, errorMsg=self.error_msg)
         elif self.kind == FaultKind.THROTTLE:
             body["retryAfter"] = self.retry_after
-        elif self.kind == FaultKind.LATENCY:
+        elif self.kind in (FaultKind.LATENCY, FaultKind.DRIP):
             body["latencySeconds"] = self.latency
+        elif self.kind in (FaultKind.GZIP_BOMB, FaultKind.OVERSIZED):
+            body["bytes"] = self.size
         return body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 
 import httpx
 import pytest
@@ -130,3 +131,88 @@ async def test_bad_fault_requests_are_400(launch: Launch, body: object) -> None:
     response = await sim.api.control("POST", "/faults", body)
     assert response.status_code == 400
     assert response.json()["error"]
+
+
+# -- the API gateway's own answers (issue 10.9) ------------------------------------
+
+
+async def test_api_not_published_is_the_gateways_404(launch: Launch) -> None:
+    sim = await launch("idle")
+    await sim.api.control_ok("POST", "/faults", {"kind": "api-not-published", "count": 1})
+    response = await sim.api.list_workflows()
+    assert response.status_code == 404
+    assert response.json() == {
+        "error_code": "APIGW.0101",
+        "error_msg": "The API does not exist or has not been published in the environment.",
+    }
+    assert (await sim.api.list_workflows()).status_code == 200
+
+
+async def test_clock_skew_is_the_gateways_401(launch: Launch) -> None:
+    sim = await launch("idle")
+    await sim.api.control_ok("POST", "/faults", {"kind": "clock-skew", "count": 1})
+    response = await sim.api.list_workflows()
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error_code"] == "APIGW.0301"
+    assert body["error_msg"].startswith(
+        "Incorrect IAM authentication information: calc aksk signature fail:signature expired, "
+        "signature time:"
+    )
+    assert ",server time:" in body["error_msg"]
+
+
+# -- hostile bodies (issue 11.2, 11.3) ---------------------------------------------
+
+
+async def test_gzip_bomb_is_small_on_the_wire_and_inflates_to_the_size(launch: Launch) -> None:
+    sim = await launch("idle")
+    size = 8 * 1024 * 1024
+    await sim.api.control_ok("POST", "/faults", {"kind": "gzip-bomb", "bytes": size, "count": 1})
+    async with sim.api.http.stream("GET", sim.api.base_url + sim.api.path()) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Encoding"] == "gzip"
+        wire = b"".join([chunk async for chunk in response.aiter_raw()])
+    assert len(wire) < size // 500
+    inflated = zlib.decompress(wire, zlib.MAX_WBITS | 16)
+    assert len(inflated) == size
+    assert inflated.startswith(b'{"items": [')
+
+
+async def test_oversized_announces_and_sends_its_size(launch: Launch) -> None:
+    sim = await launch("idle")
+    await sim.api.control_ok("POST", "/faults", {"kind": "oversized", "bytes": 300_000})
+    response = await sim.api.http.get(sim.api.base_url + sim.api.path())
+    assert response.headers["Content-Length"] == "300000"
+    assert len(response.content) == 300_000
+    assert json.loads(response.content) == {"items": []}
+
+
+async def test_drip_sends_headers_then_a_byte_at_a_time_and_never_ends(launch: Launch) -> None:
+    sim = await launch("idle")
+    await sim.api.control_ok("POST", "/faults", {"kind": "drip", "seconds": 0.05})
+    received = b""
+    async with sim.api.http.stream("GET", sim.api.base_url + sim.api.path()) as response:
+        assert response.status_code == 200
+        async for chunk in response.aiter_raw():
+            received += chunk
+            if len(received) >= 5:
+                break
+    assert received.startswith(b"{    ")
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ({"kind": "drip", "seconds": 0}, "above 0"),
+        ({"kind": "gzip-bomb", "bytes": 1}, "bytes"),
+        ({"kind": "oversized", "bytes": "big"}, "bytes"),
+    ],
+)
+async def test_body_fault_options_are_checked(
+    launch: Launch, body: dict[str, object], complaint: str
+) -> None:
+    sim = await launch("idle")
+    response = await sim.api.control("POST", "/faults", body)
+    assert response.status_code == 400
+    assert complaint in response.text

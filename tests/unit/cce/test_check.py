@@ -301,3 +301,24 @@ def test_as_a_separate_process_without_kubernetes(server: ScriptedServer) -> Non
         capture_output=True, text=True, env={**env, "CCE_AUTH_TOKEN": ""}, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr
+
+
+@pytest.mark.usefixtures("aksk")
+def test_an_answer_over_the_cap_is_refused(
+    server: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    padded = {"kind": "List", "apiVersion": "v3", "items": [], "pad": " " * 4000}
+    server.script(Reply(200, padded))
+    assert check(server, "--cce-max-response-bytes", "2048") == 5
+    _, err = capsys.readouterr()
+    assert "answer larger than 2048 bytes" in err
+    assert check(server) == 0  # the default cap (1 MiB) reads it
+
+
+def test_the_cap_must_be_a_sensible_number(capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("12", "lots"):
+        with pytest.raises(SystemExit) as caught:
+            main(["check", "--region", "ap-southeast-1", "--project-id", PROJECT_ID,
+                  "--cluster-id", CLUSTER_ID, "--cce-max-response-bytes", value])  # fmt: skip
+        assert caught.value.code == 2
+    assert "--cce-max-response-bytes" in capsys.readouterr().err

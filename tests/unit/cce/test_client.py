@@ -19,6 +19,7 @@ from cce_upgrade_watch.cce.client import CceClient, RetryPolicy, _retry_after
 from cce_upgrade_watch.cce.errors import (
     ApiUnavailable,
     CceApiError,
+    ClockSkew,
     ClusterNotFound,
     CredentialsRejected,
     EndpointError,
@@ -453,3 +454,147 @@ async def test_a_failing_metrics_hook_does_not_fail_the_call(server: ScriptedSer
 
     async with CceClient(on_request=broken) as client:
         assert await _list(client, server) == []
+
+
+# -- no probing of the inside (issue 11.5) ------------------------------------------
+
+
+async def test_a_refused_connection_says_only_that(
+    client: CceClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ApiUnavailable) as caught:
+        await client.list_upgrade_workflows(
+            PROJECT_ID, CLUSTER_ID, endpoint=f"http://127.0.0.1:{port}", auth=TokenAuth(TOKEN)
+        )
+    text = str(caught.value)
+    assert "could not connect to the endpoint" in text
+    assert str(port) not in text
+    assert "refused" not in text.lower()
+    # The detail is in the operator's log, for the admin.
+    assert str(port) in caplog.text
+
+
+async def test_a_tls_failure_says_only_that(
+    client: CceClient, server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # https:// to a plain-HTTP server: the handshake fails (as with a bad certificate).
+    port = server.url.rsplit(":", 1)[1]
+    with pytest.raises(ApiUnavailable) as caught:
+        await client.list_upgrade_workflows(
+            PROJECT_ID, CLUSTER_ID, endpoint=f"https://localhost:{port}", auth=TokenAuth(TOKEN)
+        )
+    text = str(caught.value)
+    assert "TLS handshake failed" in text
+    assert port not in text
+    assert "ssl" not in text.lower().replace("tls", "")
+    assert port in caplog.text
+
+
+# -- the gateway's codes (issue 10.9) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason"),
+    [
+        (
+            404,
+            {"error_code": "APIGW.0101", "error_msg": "The API does not exist"},
+            "InvalidEndpoint",
+        ),
+        (
+            404,
+            {"error_code": "APIG.0101", "error_msg": "The API does not exist."},
+            "InvalidEndpoint",
+        ),
+        (404, {"error_code": "CCE.01404001", "error_msg": "cluster not found"}, "ClusterNotFound"),
+        (404, b"<html>not found</html>", "ClusterNotFound"),
+        (
+            401,
+            {
+                "error_code": "APIGW.0303",
+                "error_msg": "Incorrect app authentication information: signature expired, "
+                "signature time:20230527T000431Z,server time:20230527T020608Z",
+            },
+            "ClockSkew",
+        ),
+        (
+            401,
+            {
+                "error_code": "APIGW.0301",
+                "error_msg": "Incorrect IAM authentication information: verify aksk signature fail",
+            },
+            "CredentialsInvalid",
+        ),
+        (401, {"errorCode": "X", "message": "X-Sdk-Date is out of range"}, "ClockSkew"),
+    ],
+)
+async def test_errors_are_named_by_their_error_code(
+    client: CceClient, server: ScriptedServer, status: int, body: Any, reason: str
+) -> None:
+    server.script(Reply(status, body))
+    with pytest.raises(CceApiError) as caught:
+        await _list(client, server)
+    assert caught.value.reason == reason
+
+
+async def test_clock_skew_says_by_how_much_and_which_clock(
+    client: CceClient, server: ScriptedServer
+) -> None:
+    server.script(
+        Reply(
+            401,
+            {
+                "error_code": "APIGW.0301",
+                "error_msg": "Incorrect IAM authentication information: calc aksk signature "
+                "fail:signature expired, signature time:20211217T064303Z,server time:"
+                "20211217T065804Z",
+            },
+        )
+    )
+    with pytest.raises(ClockSkew) as caught:
+        await _list(client, server)
+    text = str(caught.value)
+    assert "operator's clock is off (about 15 minutes behind the server's)" in text
+    assert "20211217" not in text
+    assert len(server.seen) == 1  # not retried at once: a clock is not fixed in seconds
+
+
+# -- bounded memory (issue 11.2, 10.7) ------------------------------------------------
+
+
+async def test_the_answer_cache_is_bounded_by_bytes(server: ScriptedServer) -> None:
+    big = workflow_list(*(workflow(f"w-{i}") for i in range(20)))
+    server.script(Reply(200, big))
+    size = len(Reply(200, big).encoded())
+    async with CceClient(max_remembered_bytes=3 * size) as client:
+        for index in range(10):
+            cluster = f"00000000-0000-0000-0000-{index:012d}"
+            await client.list_upgrade_workflows(
+                PROJECT_ID, cluster, endpoint=server.url, auth=TokenAuth(TOKEN)
+            )
+            assert client.remembered_bytes <= 3 * size
+        assert client.remembered_bytes == 3 * size
+
+
+async def test_an_object_without_items_is_invalid(
+    client: CceClient, server: ScriptedServer
+) -> None:
+    server.script(Reply(200, {}))
+    with pytest.raises(InvalidResponse, match="no 'items'"):
+        await _list(client, server)
+    server.script(Reply(200, {"kind": "List", "apiVersion": "v3", "items": []}))
+    assert await _list(client, server) == []
+
+
+async def test_dropped_fields_are_reported_with_the_workflows(
+    client: CceClient, server: ScriptedServer
+) -> None:
+    body = workflow_list(workflow("w", points=[{"taskType": "A", "startTimeStamp": "1700815155"}]))
+    server.script(Reply(200, body))
+    for _ in range(2):  # the second answer is the same bytes: served from the cache
+        workflows = await _list(client, server)
+        assert [w.metadata.uid for w in workflows] == ["w"]
+        assert [(d.field, d.count) for d in workflows.dropped] == [("startTimeStamp", 1)]

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from cce_upgrade_watch.cce.errors import ApiUnavailable, CredentialsRejected, Throttled
 from cce_upgrade_watch.cce.models import Workflows, parse_workflow_list
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, PollLoop, Services, StatusRejected
 
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -38,9 +42,11 @@ class FakeCce:
     def __init__(self) -> None:
         self.answers: list[Any] = []
         self.calls: list[httpx.Auth] = []
+        self.tenants: list[str] = []
 
     async def list_upgrade_workflows(self, project_id: str, cluster_id: str, **kw: Any) -> Any:
         self.calls.append(kw["auth"])
+        self.tenants.append(kw["tenant"])
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -359,3 +365,45 @@ async def test_spec_change_and_poll_now_wake_the_loop() -> None:
     stop.event.set()
     async with asyncio.timeout(5):
         await task
+
+
+# -- informational fields dropped, and the namespace as the client's tenant ---------
+
+
+async def test_unreadable_fields_are_logged_once_per_poll_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    odd: Any = copy.deepcopy(RUNNING)
+    points = odd["items"][0]["status"]["pointStatuses"]
+    points[0]["startTimeStamp"] = "1700815155"  # epoch seconds
+    points.append({"taskType": "Cluster", "status": "Init", "startTimeStamp": "1700815160"})
+    odd["items"][0]["status"]["lineStatuses"] = [{"critical": "maybe"}]
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [odd]
+    metrics = OperatorMetrics()
+    services = Services(
+        config=OperatorConfig(),
+        cce=cce,  # type: ignore[arg-type]
+        status_writer=writer,
+        credentials=CredentialsCache(secrets.read),
+        observer=metrics,
+    )
+    loop = PollLoop(body(), services, lambda event: None)
+    with caplog.at_level(logging.WARNING, logger="cce_upgrade_watch.pollloop"):
+        await loop.poll_once()
+        await loop.poll_once()  # the same answer again: logged and counted again
+
+    # The poll worked: the status mirrors the workflow, minus what could not be read.
+    synced = next(c for c in writer.patches[0]["conditions"] if c["type"] == "Synced")
+    assert (synced["status"], synced["reason"]) == ("True", "PollSucceeded")
+    assert writer.patches[0]["phase"] == "Running"
+    assert all("startTimeStamp" not in p for p in writer.patches[0]["pointStatuses"])
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # one line per poll, not one per field
+    assert "ns/w" in warnings[0].getMessage()
+    assert "startTimeStamp x2" in warnings[0].getMessage()
+    assert "critical x1" in warnings[0].getMessage()
+    sample = metrics.registry.get_sample_value
+    assert sample("cceupgradewatch_dropped_fields_total", {"field": "startTimeStamp"}) == 4
+    assert sample("cceupgradewatch_dropped_fields_total", {"field": "critical"}) == 2
+    assert cce.tenants == ["ns", "ns"]  # the client shares its slots by namespace

@@ -235,7 +235,9 @@ def test_status_schema(version: dict[str, Any]) -> None:
         "currentTask",
         "progress",
         "pointStatuses",
+        "pointStatusesOmitted",
         "lineStatuses",
+        "lineStatusesOmitted",
         "history",
         "observedGeneration",
         "lastChangeTime",
@@ -252,7 +254,7 @@ def test_status_schema(version: dict[str, Any]) -> None:
     }
     lines = status["lineStatuses"]["items"]["properties"]
     assert lines["critical"]["type"] == "boolean"
-    assert lines["startPoint"]["properties"] == {"taskType": {"type": "string"}}
+    assert lines["startPoint"]["properties"] == {"taskType": {"type": "string", "maxLength": 256}}
     assert set(status["history"]["items"]["properties"]) == {
         "workflowID",
         "phase",
@@ -277,3 +279,39 @@ def test_status_schema_covers_what_reconcile_writes(version: dict[str, Any]) -> 
 
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert set(OWNED_STATUS_KEYS) == set(status)
+
+
+def _strings_and_lists(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if schema.get("type") in ("string", "array"):
+        found.append((path, schema))
+    for name, child in schema.get("properties", {}).items():
+        found += _strings_and_lists(child, f"{path}.{name}")
+    if "items" in schema:
+        found += _strings_and_lists(schema["items"], f"{path}[]")
+    return found
+
+
+def test_everything_copied_from_the_cloud_is_bounded_as_the_models_bound_it(
+    version: dict[str, Any],
+) -> None:
+    """Issue 11.4: the API server and the operator agree on the limits, so a status
+    cut by the operator is always accepted, and nothing larger is ever stored."""
+    from cce_upgrade_watch.cce.models import MAX_LIST_ITEMS, MAX_STRING
+    from cce_upgrade_watch.spec import HISTORY_LIMIT_MAX
+
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    # The mirror's fields (the operator's own, such as lastChangeTime, are not from the cloud).
+    from_the_cloud = "phase clusterVersion targetVersion workflowID currentTask progress"
+    from_the_cloud += " pointStatuses lineStatuses history"
+    mirrored = {k: status["properties"][k] for k in from_the_cloud.split()}
+    checked = _strings_and_lists({"properties": mirrored})
+    assert len(checked) > 20
+    for path, schema in checked:
+        if schema["type"] == "array":
+            assert schema.get("maxItems") == MAX_LIST_ITEMS, path
+        elif schema.get("format") == "date-time":
+            assert schema.get("maxLength", 0) >= len("2006-01-02T15:04:05.999999Z"), path
+        else:
+            assert 0 < schema.get("maxLength", 0) <= MAX_STRING, path
+    assert status["properties"]["history"]["maxItems"] >= HISTORY_LIMIT_MAX
