@@ -132,12 +132,12 @@ class Case:
 def fault_matrix() -> list[Case]:
     return [
         Case("error-503", [{"kind": "error", "status": 503}], "ApiUnavailable", "HTTP 503"),
-        Case("dropped", [{"kind": "drop"}], "ApiUnavailable", "connection failed"),
+        Case("dropped", [{"kind": "drop"}], "ApiUnavailable", "connection was dropped"),
         Case(
             "read-timeout",
             [{"kind": "latency", "seconds": CCE_TIMEOUT + 3}],
             "ApiUnavailable",
-            "no answer in time",
+            "no complete answer within",
         ),
         # A 200 whose body is cut off mid-object is not retried: one request per poll.
         Case("malformed", [{"kind": "malformed"}], "InvalidResponse", "not JSON", 1),

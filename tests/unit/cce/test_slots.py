@@ -79,6 +79,35 @@ async def test_a_flooding_tenant_gives_back_slots_until_the_others_have_half() -
     await holders.close()
 
 
+async def test_a_tenant_between_two_polls_keeps_its_half() -> None:
+    """A slow tenant must not take every slot while a healthy one is between polls:
+    its requests would hold them for the whole deadline, and the healthy tenant's
+    next poll would wait that long."""
+    now = [0.0]
+    slots = FairSlots(8, window=60, clock=lambda: now[0])
+    holders = Holders(slots)
+    holders.start("healthy")
+    await _settle()
+    holders.finish("healthy")  # one quick poll; the tenant is idle until its next
+    await _settle()
+    now[0] = 10.0
+    holders.start("slow", 40)
+    await _settle()
+    assert holders.held("slow") == slots.share
+    holders.start("healthy", 3)  # the next poll: slots are free for it at once
+    await _settle()
+    assert holders.held("healthy") == 3
+    holders.finish("healthy", 3)
+    await _settle()
+    # Once the healthy tenant has been quiet for longer than the window, the slow
+    # one is alone and may use every slot again.
+    now[0] = 200.0
+    holders.finish("slow")
+    await _settle()
+    assert holders.held("slow") == 8
+    await holders.close()
+
+
 async def test_waiting_tenants_are_served_in_turn() -> None:
     slots = FairSlots(2)
     holders = Holders(slots)

@@ -49,6 +49,9 @@ _timestamp_like = st.from_regex(
 @example("9999-12-31T23:59:59-23:59")
 @example("0001-01-01T00:00:00+23:59")
 @example("2024-02-30 00:00:00 +0000 UTC")
+@example("0001-01-01 00:00:00 +0000 UTC")  # Go's zero time: an unset time.Time
+@example("0001-01-01 00:00:00 +0000 UTC m=+0.000000001")
+@example("1969-12-31 23:59:59.999999999 -0000 UTC")
 def test_any_text_is_a_utc_time_or_the_timestamp_error(text: str) -> None:
     try:
         moment = parse_timestamp(text)
@@ -153,6 +156,10 @@ _body = st.one_of(
     st.just(b'{"kind": "List", "items": [{"metadata": {"uid": "a"}}]}'),
     st.just(b'{"items": {"status": {"phase": "Running"}}}'),
     st.just(b'{"items": [{"metadata": {"creationTimestamp": "yesterday"}}]}'),
+    st.just(b'{"items": [{"metadata": {"creationTimestamp": "0001-01-01 00:00:00 +0000 UTC"}}]}'),
+    st.just(b"{}"),
+    st.just(b'{"error_code": "APIGW.0101", "error_msg": "The API does not exist"}'),
+    st.just(b'{"error_code": "APIGW.0301", "error_msg": "signature expired, signature time:x"}'),
 )
 _answer = st.tuples(
     st.sampled_from([200, 201, 204, 301, 400, 401, 403, 404, 408, 409, 429, 500, 502, 503, 504]),
