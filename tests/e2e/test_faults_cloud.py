@@ -31,6 +31,7 @@ from tests.support.operatorprocess import OperatorProcess
 from tests.support.reliability import (
     measured,
     metric_samples,
+    metric_total,
     mirrored,
     new_events,
     request_count,
@@ -413,6 +414,8 @@ def _answered(world: World, endpoint: ScriptedEndpoint, name: str) -> None:
     wait_until(lambda: endpoint.requests > seen, timeout=20, message="no poll came")
 
 
+DROPPED_FIELDS = "cceupgradewatch_dropped_fields_total"
+
 COMPLETE = {
     "kind": "List",
     "items": [
@@ -468,14 +471,45 @@ def test_missing_and_null_fields_are_tolerated(
     assert status["pointStatuses"] == [{"taskType": "PreCheck"}, {"status": "Running"}]
     world.wait_condition("sparse", "Synced", "True", "PollSucceeded")
 
-    # A field of the wrong type is an invalid answer: the stored status stays.
+    # An informational field that cannot be read (a task's status of the wrong type, a
+    # time in epoch seconds) is left out and counted; the poll still works.
+    dropped_before = metric_total(world.operator, DROPPED_FIELDS, field="startTimeStamp")
+    scripted_endpoint.body = {
+        "items": [
+            {
+                "status": {
+                    "phase": "Running",
+                    "pointStatuses": [
+                        {"taskType": "PreCheck", "status": ["x"], "startTimeStamp": "1700815155"},
+                        {"taskType": "Cluster"},
+                    ],
+                }
+            }
+        ]
+    }
+    _answered(world, scripted_endpoint, "sparse")
+    status = world.wait_status(
+        "sparse", pointStatuses=[{"taskType": "PreCheck"}, {"taskType": "Cluster"}]
+    )
+    world.wait_condition("sparse", "Synced", "True", "PollSucceeded")
+    wait_until(
+        lambda: (
+            metric_total(world.operator, DROPPED_FIELDS, field="startTimeStamp") > dropped_before
+        ),
+        timeout=10,
+        message="the dropped field was not counted",
+    )
+    assert "left out unreadable fields" in world.operator.log()
+
+    # A field the status cannot do without (the phase) of the wrong type is an invalid
+    # answer: the stored status stays.
     kept = mirrored(status)
     # One such answer is held (it may be a glitch); the second in a row is reported.
-    scripted_endpoint.body = {"items": [{"status": {"pointStatuses": [{"status": ["x"]}]}}]}
+    scripted_endpoint.body = {"items": [{"status": {"phase": ["Running"]}}]}
     _answered(world, scripted_endpoint, "sparse")
     _answered(world, scripted_endpoint, "sparse")
     failing = world.wait_condition("sparse", "Synced", "False", "InvalidResponse")
-    assert "pointStatuses" in failing["message"], failing["message"]
+    assert "status.phase" in failing["message"], failing["message"]
     assert mirrored(world.status("sparse")) == kept
 
     scripted_endpoint.body = COMPLETE

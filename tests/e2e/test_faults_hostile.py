@@ -95,3 +95,30 @@ def test_bombs_oversized_and_endless_answers_leave_the_operator_flat(world: Worl
     )
     # One bomb inflated whole would add 256 MiB (the review saw 601 MiB for 298 KiB).
     assert growth_mib < 48, f"peak RSS grew by {growth_mib:.0f} MiB"
+
+
+def test_gateway_errors_are_named_by_their_code(world: World) -> None:
+    """Issue 10.9: the API gateway's 404 (API not published here) is a wrong endpoint,
+    which needs a person, not a missing cluster; its 401 for a stale X-Sdk-Date is the
+    operator's clock, retried."""
+    sim = world.sim
+    not_published, skewed = sim.add_cluster(), sim.add_cluster()
+    sim.add_fault("api-not-published", clusterId=not_published)
+    sim.add_fault("clock-skew", clusterId=skewed)
+    try:
+        world.create_secret()
+        world.create_watch("wrong-endpoint", not_published)
+        world.create_watch("skewed", skewed)
+        synced = world.wait_condition("wrong-endpoint", "Synced", "False", "InvalidEndpoint", 60)
+        assert "APIGW.0101" in synced["message"]
+        assert "check the region or the endpoint" in synced["message"]
+        world.wait_condition("wrong-endpoint", "Stalled", "True", "InvalidEndpoint", 30)
+        synced = world.wait_condition("skewed", "Synced", "False", "ClockSkew", 60)
+        assert "the operator's clock is off (about 20 minutes behind" in synced["message"]
+        world.wait_condition("skewed", "Stalled", "False", timeout=30)
+    finally:
+        sim.clear_faults(not_published)
+        sim.clear_faults(skewed)
+    # Once the clock (here: the gateway) agrees again, the next poll recovers.
+    world.poll_now("skewed")
+    world.wait_condition("skewed", "Synced", "True", "PollSucceeded", 60)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cce_upgrade_watch.cce.signing import DATE_HEADER
+from cce_upgrade_watch.cce.signing import DATE_FORMAT, DATE_HEADER
 from cce_upgrade_watch.simulator import control
 from cce_upgrade_watch.simulator.auth import signature_expired
 from cce_upgrade_watch.simulator.faults import Fault, FaultKind
@@ -60,6 +61,8 @@ NOT_PUBLISHED_CODE = "APIGW.0101"
 NOT_PUBLISHED_MESSAGE = "The API does not exist or has not been published in the environment."
 # One JSON value of whitespace: what the body faults send (valid JSON, no end in sight).
 _PADDING = b" " * 65536
+#: How far the `clock-skew` fault puts the gateway's clock ahead of the client's.
+CLOCK_SKEW_FAULT_SECONDS = 20 * 60
 # A body cut off mid-object: what a proxy that gave up half way sends.
 MALFORMED_BODY = b'{"kind": "List", "apiVersion": "v3", "items": [{"kind": "WorkFlowTask", "metad'
 
@@ -136,7 +139,10 @@ def _fault_response(
     if fault.kind == FaultKind.API_NOT_PUBLISHED:
         return _error_response(style, 404, NOT_PUBLISHED_CODE, NOT_PUBLISHED_MESSAGE)
     if fault.kind == FaultKind.CLOCK_SKEW:
-        failure = signature_expired(request.headers.get(DATE_HEADER), state.wall_clock())
+        # As if the gateway's clock were 20 minutes ahead of the client's.
+        now = state.wall_clock()
+        signed = request.headers.get(DATE_HEADER) or time.strftime(DATE_FORMAT, time.gmtime(now))
+        failure = signature_expired(signed, now + CLOCK_SKEW_FAULT_SECONDS)
         return _error_response(style, failure.status, failure.code, failure.message)
     if fault.kind == FaultKind.DROP:
         # Close the socket without an answer; aiohttp discards what we return.

@@ -220,12 +220,9 @@ def _parse_sdk_date(value: str) -> float | None:
         return None
 
 
-def signature_expired(sdk_date: str | None, wall_now: float) -> AuthFailure:
+def signature_expired(sdk_date: str, server_now: float) -> AuthFailure:
     """The API gateway's answer to a signature more than 15 minutes off its clock."""
-    server_time = datetime.fromtimestamp(wall_now, UTC).strftime(DATE_FORMAT)
-    if sdk_date is None or _parse_sdk_date(sdk_date) is None:
-        # The fault on a token request: a signature time 20 minutes behind.
-        sdk_date = datetime.fromtimestamp(wall_now - 20 * 60, UTC).strftime(DATE_FORMAT)
+    server_time = datetime.fromtimestamp(server_now, UTC).strftime(DATE_FORMAT)
     return AuthFailure(
         401,
         CODE_GATEWAY_IAM,

@@ -107,6 +107,7 @@ def operator_metric_names() -> set[str]:
     metrics = OperatorMetrics()
     metrics.observe_cce_request("ListUpgradeWorkflows", "200", 0.1)
     metrics.poll_finished("success", 0.1)
+    metrics.fields_dropped({"startTimeStamp": 1})
     metrics.watch_count(lambda: 1)
     status = SCENARIOS["upgrade running"].object()["status"]
     metrics.status_written("team-a", "prod", status)
