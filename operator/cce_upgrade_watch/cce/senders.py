@@ -169,11 +169,19 @@ class AiohttpSender:
                 proxy=_proxy_for(request.url.scheme, request.url.host),
             ) as answer:
                 try:
-                    check_content_length(answer.headers.get("Content-Length"), self._max_body_bytes)
-                    body = BoundedBody(self._max_body_bytes, answer.headers.get("Content-Encoding"))
-                    async for chunk in answer.content.iter_any():
-                        body.feed(chunk)
-                    content = body.finish()
+                    length = answer.content_length
+                    if length is not None and length > self._max_body_bytes:
+                        raise AnswerTooLarge(self._max_body_bytes)
+                    coding = answer.headers.get("Content-Encoding")
+                    if length is not None and not coding:
+                        # The usual answer: aiohttp's parser reads exactly Content-Length
+                        # bytes, already checked against the cap.
+                        content = await answer.read()
+                    else:
+                        body = BoundedBody(self._max_body_bytes, coding)
+                        async for chunk in answer.content.iter_any():
+                            body.feed(chunk)
+                        content = body.finish()
                 except (AnswerTooLarge, BodyDecodeError):
                     answer.close()  # never hand a half-read connection back to the pool
                     raise
@@ -236,7 +244,7 @@ class HttpxSender:
             raise NoAnswerInTime(type(exc).__name__) from None
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc}", _kind_of(exc)) from None
-        return _decoded_response(answer.status_code, answer.headers.multi_items(), content, request)
+        return _decoded_response(answer.status_code, answer.headers.raw, content, request)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -244,25 +252,20 @@ class HttpxSender:
 
 def _decoded_response(
     status: int,
-    headers: Sequence[tuple[bytes, bytes]] | Sequence[tuple[str, str]],
+    headers: Sequence[tuple[bytes, bytes]],
     content: bytes,
     request: httpx.Request,
 ) -> httpx.Response:
-    """An `httpx.Response` holding the already decoded body: the headers that
-    describe the wire form (coding, length, chunking) are left out."""
-    kept = [
-        (_text(name), _text(value))
-        for name, value in headers
-        if _text(name).lower() not in _WIRE_HEADERS
-    ]
-    return httpx.Response(status, headers=kept, content=content, request=request)
+    """An `httpx.Response` holding the already decoded body. When the body was
+    encoded, the headers that describe its wire form (coding, length, chunking) are
+    left out, so nothing decodes it twice; raw bytes headers, as httpx reads them
+    cheapest (the usual, unencoded answer is passed through untouched)."""
+    if any(name.lower() == b"content-encoding" for name, _ in headers):
+        headers = [(name, value) for name, value in headers if name.lower() not in _WIRE_HEADERS]
+    return httpx.Response(status, headers=headers, content=content, request=request)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
 def _kind_of(exc: BaseException) -> str:

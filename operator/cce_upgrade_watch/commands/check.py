@@ -48,7 +48,7 @@ from cce_upgrade_watch.cce.identity import (
 )
 from cce_upgrade_watch.cce.identity import env as identity_env
 from cce_upgrade_watch.cce.identity.providers import DOCUMENTED_METADATA_ENDPOINT
-from cce_upgrade_watch.cce.models import UpgradeWorkflow
+from cce_upgrade_watch.cce.models import UpgradeWorkflow, Workflows
 from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.cce.senders import AiohttpSender
 from cce_upgrade_watch.cce.views import workflow_to_status_dict
@@ -195,6 +195,13 @@ def execute(args: argparse.Namespace) -> int:
     except CceError as exc:
         return _fail(str(exc), EXIT_API_FAILURE)
 
+    if workflows.dropped:
+        # As the operator logs them: the answer was usable, but not all of it.
+        left_out = "; ".join(f"{d.field} x{d.count} ({d.why})" for d in workflows.dropped)
+        print(
+            f"cce-upgrade-watch check: warning: left out unreadable fields: {left_out}",
+            file=sys.stderr,
+        )
     # The operator's own order: the workflow it would mirror comes first.
     ordered = current_first(workflows)
     if args.output == "json":
@@ -257,7 +264,7 @@ async def _exchange(args: argparse.Namespace, source: CredentialProvider | None)
 
 async def _fetch(
     client: CceClient, project_id: str, cluster_id: str, *, endpoint: str, auth: httpx.Auth
-) -> list[UpgradeWorkflow]:
+) -> Workflows:
     async with client:
         return await client.list_upgrade_workflows(
             project_id, cluster_id, endpoint=endpoint, auth=auth

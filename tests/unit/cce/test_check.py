@@ -322,3 +322,16 @@ def test_the_cap_must_be_a_sensible_number(capsys: pytest.CaptureFixture[str]) -
                   "--cluster-id", CLUSTER_ID, "--cce-max-response-bytes", value])  # fmt: skip
         assert caught.value.code == 2
     assert "--cce-max-response-bytes" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("aksk")
+def test_unreadable_fields_are_left_out_with_a_warning(
+    server: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = workflow("w-1", points=[{"taskType": "PreCheck", "startTimeStamp": "1700815155"}])
+    server.script(Reply(200, workflow_list(odd)))
+    assert check(server, "-o", "json") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["workflows"][0]["pointStatuses"] == [{"taskType": "PreCheck"}]
+    assert err.startswith("cce-upgrade-watch check: warning: left out unreadable fields: ")
+    assert "startTimeStamp x1" in err
