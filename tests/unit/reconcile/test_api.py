@@ -111,6 +111,12 @@ def test_next_poll_interval_during_failures() -> None:
     throttled = reconcile(running, spec, 1, PollFailure("Throttled", "429"), NOW).status
     # A transient failure while an upgrade runs: keep looking closely.
     assert next_poll_interval(throttled, spec) == timedelta(seconds=15)
+    # The operator's clock off (X-Sdk-Date out of range): fixed by NTP, not by editing
+    # an object, so retried like a transient failure, and not Stalled.
+    skewed = reconcile(running, spec, 1, PollFailure("ClockSkew", "clock"), NOW).status
+    assert next_poll_interval(skewed, spec) == timedelta(seconds=15)
+    stalled = next(c for c in skewed["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("False", "NotStalled")
     needs_a_person = (
         "CredentialsNotFound",
         "CredentialsInvalid",
