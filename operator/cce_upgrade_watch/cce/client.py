@@ -6,7 +6,7 @@ types), so connections are kept alive across every watched cluster of the same
 region, and one set of slots bounds the requests in flight for all callers
 together, shared fairly between tenants (`slots.FairSlots`: a caller names its
 tenant, the watch's namespace, and no tenant holds more than half the slots
-while another waits). Credentials and endpoint are per call, because every
+while another is active). Credentials and endpoint are per call, because every
 watched object has its own.
 
 Nothing a server sends can exhaust the process: each attempt has an overall
@@ -519,8 +519,9 @@ def _clock_skew(
         try:
             signed, server = (datetime.strptime(t, "%Y%m%dT%H%M%SZ") for t in times.groups())
             minutes = round((server - signed).total_seconds() / 60)
-            direction = "behind" if minutes > 0 else "ahead of"
-            skew = f" (about {abs(minutes)} minutes {direction} the server's)"
+            if minutes:
+                direction = "behind" if minutes > 0 else "ahead of"
+                skew = f" (about {abs(minutes)} minutes {direction} the server's)"
         except ValueError:
             pass
     detail = (

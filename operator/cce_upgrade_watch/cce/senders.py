@@ -58,8 +58,13 @@ __all__ = [
     "Undecodable",
 ]
 
-#: Content codings both ends understand (httpx decodes the answer, see below).
+#: Content codings both ends understand (decoded by `bodies.BoundedBody`).
 ACCEPT_ENCODING = "gzip, deflate"
+
+#: What a tenant may be told about a failed connection (`ConnectionFailed.kind`).
+COULD_NOT_CONNECT = "could not connect to the endpoint"
+TLS_FAILED = "TLS handshake failed"
+CONNECTION_DROPPED = "the connection was dropped before a complete answer"
 
 
 class NoAnswerInTime(Exception):
@@ -71,8 +76,7 @@ class ConnectionFailed(Exception):
     the server's address and is for the operator's log only; `kind` is the
     generic description a tenant may see."""
 
-    def __init__(self, detail: str, kind: str = "could not connect to the endpoint") -> None:
-        # `kind` is one of COULD_NOT_CONNECT, TLS_FAILED, CONNECTION_DROPPED.
+    def __init__(self, detail: str, kind: str = COULD_NOT_CONNECT) -> None:
         super().__init__(detail)
         self.kind = kind
 
@@ -285,8 +289,3 @@ def _kind_of(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError | httpx.ConnectError | httpx.ProxyError):
         return COULD_NOT_CONNECT
     return CONNECTION_DROPPED
-
-
-COULD_NOT_CONNECT = "could not connect to the endpoint"
-TLS_FAILED = "TLS handshake failed"
-CONNECTION_DROPPED = "the connection was dropped before a complete answer"
