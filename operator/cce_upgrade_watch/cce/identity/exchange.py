@@ -93,9 +93,10 @@ class IdentityHttp:
                 f"the answer could not be decoded ({exc})", operation=operation
             ) from None
         except ConnectionFailed as exc:
-            raise IdentityExchangeFailed(
-                f"connection failed ({_scrub(str(exc), hidden, access_key)})", operation=operation
-            ) from None
+            # As the CCE client does: the detail (address, port, certificate error)
+            # to the operator's log only, a generic text to whoever reads the status.
+            log.warning("%s: %s: %s", operation, exc.kind, _scrub(str(exc), hidden, access_key))
+            raise IdentityExchangeFailed(exc.kind, operation=operation) from None
         except Exception as exc:  # the sender's own limits (h2's body caps, for one)
             raise IdentityExchangeFailed(
                 f"the exchange failed ({type(exc).__name__})", operation=operation
