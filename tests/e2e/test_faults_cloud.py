@@ -522,6 +522,49 @@ def test_missing_and_null_fields_are_tolerated(
     assert_operator_alive(world)
 
 
+def test_a_huge_answer_is_cut_to_what_the_crd_accepts(
+    world: World, scripted_endpoint: ScriptedEndpoint
+) -> None:
+    """Issue 11.4: the models cut lists at 64 items and strings at 256 characters, and
+    the CRD's status schema has the same `maxItems` / `maxLength`: the real API server
+    stores the cut status, which says how much was left out."""
+    world.create_secret()
+    points = [
+        {"taskType": f"T{index:03d}" + "x" * 300, "taskID": f"id-{index}", "status": "Success"}
+        for index in range(500)
+    ]
+    scripted_endpoint.body = {
+        "kind": "List",
+        "items": [
+            {
+                "metadata": {"uid": "u" * 1000, "creationTimestamp": "2024-01-01T00:00:00Z"},
+                "spec": {"clusterVersion": "v" * 1000, "targetVersion": "v1.29.1-r0"},
+                "status": {
+                    "phase": "Success",
+                    "pointStatuses": points,
+                    "lineStatuses": [{"critical": True}] * 100,
+                },
+            }
+        ],
+    }
+    world.create_watch(
+        "huge",
+        "0b3c4a7e-5f1d-4c8e-9a1b-2c3d4e5f6a7b",
+        endpoint=f"http://127.0.0.1:{scripted_endpoint.server_address[1]}",
+        pollInterval="1h",
+    )
+    status = world.wait_status("huge", pointStatusesOmitted=500 - 64, lineStatusesOmitted=36)
+    world.wait_condition("huge", "Synced", "True", "PollSucceeded")
+    assert len(status["pointStatuses"]) == 64
+    assert len(status["lineStatuses"]) == 64
+    assert len(status["workflowID"]) == 256
+    assert len(status["clusterVersion"]) == 256
+    assert all(len(point["taskType"]) == 256 for point in status["pointStatuses"])
+    assert status["progress"] == "64/64"
+    size = len(json.dumps(world.get("huge")))
+    measured("object of a 500-task answer as stored", {"bytes": size})
+
+
 # ---------------------------------------------------------------- a restart mid-episode
 
 
