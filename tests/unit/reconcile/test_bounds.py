@@ -53,6 +53,11 @@ def test_the_cut_marker_survives_a_failed_poll_and_goes_with_the_list() -> None:
     small = parse_workflow_list(
         {"items": [{"metadata": {"uid": "a"}, "status": {"phase": "Success"}}]}
     ).items
-    after = reconcile(stored, make_spec(), 1, WorkflowsFetched(small), NOW).status
+    # The running workflow vanished: believed when the next poll says the same.
+    first = reconcile(stored, make_spec(), 1, WorkflowsFetched(small), NOW)
+    after = reconcile(
+        as_stored(first.status), make_spec(), 1, WorkflowsFetched(small), NOW, first.unconfirmed
+    ).status
+    assert after["workflowID"] == "a"
     assert "pointStatusesOmitted" not in after
     assert "lineStatusesOmitted" not in after
