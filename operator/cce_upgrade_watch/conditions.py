@@ -73,7 +73,8 @@ class FailureReason(StrEnum):
 
 #: Failures that retrying cannot fix: someone must change a Secret, a policy or
 #: the spec. Besides the design's four: the CCE client's `InvalidEndpoint` (an
-#: unusable endpoint) and `RequestRejected` (another 4xx), and `InvalidSpec`
+#: unusable endpoint), `EndpointNotAllowed` (a host the operator's admin has not
+#: allowed) and `RequestRejected` (another 4xx), and `InvalidSpec`
 #: (a spec the operator cannot use, possible only with an outdated CRD).
 NEEDS_A_PERSON = frozenset(
     {
@@ -82,6 +83,7 @@ NEEDS_A_PERSON = frozenset(
         FailureReason.FORBIDDEN,
         FailureReason.CLUSTER_NOT_FOUND,
         "InvalidEndpoint",
+        "EndpointNotAllowed",
         "RequestRejected",
         "InvalidSpec",
     }

@@ -37,6 +37,31 @@ class CredentialsNotFound(Exception):
     reason = "CredentialsNotFound"
 
 
+class SecretUnreadable(Exception):
+    """The Kubernetes API could not be asked for the Secret (5xx, refused, timeout):
+    worth retrying soon, nothing a person must fix. The message names the Secret."""
+
+    reason = "ApiUnavailable"
+
+
+#: The Secret types whose data the operator uses as cloud credentials. Typed
+#: Secrets of Kubernetes (service-account tokens, TLS keys, registry logins) hold
+#: credentials for something else: a watch must not be able to send those away.
+CREDENTIALS_SECRET_TYPE = "cce.upgradewatch.io/credentials"  # noqa: S105 (a type name)
+ALLOWED_SECRET_TYPES = frozenset({CREDENTIALS_SECRET_TYPE, "Opaque"})
+
+
+def check_secret_type(namespace: str, name: str, secret_type: str | None) -> None:
+    """Raise `CredentialsNotFound` naming the type unless it may hold cloud credentials."""
+    secret_type = secret_type or "Opaque"  # the API server's default for an empty type
+    if secret_type not in ALLOWED_SECRET_TYPES:
+        shown = secret_type if len(secret_type) <= 100 else secret_type[:97] + "..."
+        raise CredentialsNotFound(
+            f"Secret {name!r} in namespace {namespace!r} has type {shown!r}; only Secrets of "
+            f"type {CREDENTIALS_SECRET_TYPE!r} or 'Opaque' are used as cloud credentials"
+        )
+
+
 @dataclass(frozen=True, repr=False)
 class CloudCredentials:
     """Either an AK/SK pair (+ security token) or an IAM token. Never printed."""

@@ -67,6 +67,7 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
             max_in_flight=config.cce_max_in_flight,
             retry=RetryPolicy(attempts=config.cce_max_attempts),
             on_request=metrics.observe_cce_request,
+            endpoint_policy=config.endpoint_policy,
         ),
         status_writer=kube,
         credentials=CredentialsCache(kube.read_secret_data, ttl=config.secret_cache_ttl),

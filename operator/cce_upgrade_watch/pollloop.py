@@ -31,7 +31,7 @@ from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
 from cce_upgrade_watch.cce.models import UpgradeWorkflow
 from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
-from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
+from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound, SecretUnreadable
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.reconcile import (
     INVALID_SPEC,
@@ -324,6 +324,8 @@ class PollLoop:
                 return WorkflowsFetched(workflows)
             except CredentialsNotFound as exc:
                 return PollFailure(CredentialsNotFound.reason, str(exc))
+            except SecretUnreadable as exc:
+                return PollFailure(SecretUnreadable.reason, str(exc))
             except CredentialsRejected as exc:
                 # Maybe the Secret was rotated and the cached key revoked: read the
                 # Secret again and retry once before reporting the key as invalid.

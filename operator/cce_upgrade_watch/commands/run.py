@@ -6,7 +6,21 @@ import argparse
 import asyncio
 import logging
 
+from cce_upgrade_watch.cce.endpoints import (
+    ALLOWED_HOSTS_FLAG,
+    HUAWEI_CLOUD_API_HOSTS,
+    INSECURE_LOOPBACK_FLAG,
+    EndpointPolicy,
+    parse_host_pattern,
+)
 from cce_upgrade_watch.durations import parse_duration
+
+
+def _host_patterns(text: str) -> list[str]:
+    try:
+        return [parse_host_pattern(p) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +105,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="wait this long for each CCE answer before retrying (default 15s)",
     )
+    trust = parser.add_argument_group("where credentials may go")
+    trust.add_argument(
+        ALLOWED_HOSTS_FLAG,
+        type=_host_patterns,
+        action="extend",
+        default=[],
+        metavar="PATTERN,...",
+        help="also send credentials to these hosts: 'host.example.com' or '*.example.com' "
+        "(comma-separated, repeatable; no IP addresses). Without it only Huawei Cloud's "
+        f"API domains ({', '.join(HUAWEI_CLOUD_API_HOSTS)}) are called; a watch naming "
+        "another endpoint gets Synced=False EndpointNotAllowed",
+    )
+    trust.add_argument(
+        INSECURE_LOOPBACK_FLAG,
+        action="store_true",
+        help="allow endpoints on loopback hosts (127.0.0.0/8, ::1, localhost), also over "
+        "plain http://: for the simulator in tests and the demo, never in a cluster",
+    )
     parser.add_argument(
         "-l",
         "--selector",
@@ -158,6 +190,9 @@ def execute(args: argparse.Namespace) -> int:
         cce_max_attempts=args.cce_attempts,
         cce_timeout=args.cce_timeout.total_seconds(),
         namespaces=tuple(args.namespaces),
+        endpoint_policy=EndpointPolicy.from_flags(
+            args.allowed_endpoint_hosts, allow_insecure_loopback=args.allow_insecure_loopback
+        ),
     )
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = max(1, round(args.peering_lifetime.total_seconds()))

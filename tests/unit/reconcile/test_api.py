@@ -117,6 +117,7 @@ def test_next_poll_interval_during_failures() -> None:
         "Forbidden",
         "ClusterNotFound",
         "InvalidEndpoint",
+        "EndpointNotAllowed",
         "RequestRejected",
         "InvalidSpec",
     )
@@ -128,6 +129,10 @@ def test_next_poll_interval_during_failures() -> None:
         assert conditions["Stalled"] == ("True", reason)
         assert conditions["Reconciling"] == ("False", reason)
     assert next_poll_interval(None, spec) == timedelta(minutes=10)
+    # The cloud or the API server did not answer: a retry soon may work, upgrade or not.
+    idle = as_stored(reconcile(None, spec, 1, _workflow("Success"), NOW).status)
+    unavailable = reconcile(idle, spec, 1, PollFailure("ApiUnavailable", "503"), NOW).status
+    assert next_poll_interval(unavailable, spec) == timedelta(seconds=15)
 
 
 # ---------------------------------------------------------------- acknowledge_generation
