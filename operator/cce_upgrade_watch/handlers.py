@@ -127,8 +127,13 @@ async def poll(
     try:
         await loop.run(stopped)
     finally:
+        loop.cancel_deferred()
         memo.loops.pop(uid, None)
         memo.metrics.forget(namespace or "", name)
+        # The watch is gone (or no longer ours): its credentials go too, unless
+        # another live watch names the same Secret.
+        in_use = {key for other in memo.loops.values() if (key := other.credentials_key)}
+        memo.services.credentials.retain(in_use)
 
 
 class QuietWakeups(logging.Filter):

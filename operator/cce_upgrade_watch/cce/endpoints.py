@@ -32,14 +32,15 @@ _HOST_EXCEPTIONS: dict[str, str] = {"eu-west-101": "cce.eu-west-101.myhuaweiclou
 # Huawei region ids: a two-letter area, one or more words, a number
 # (cn-north-4, ap-southeast-1, my-kualalumpur-1, ae-ad-1, eu-west-101).
 # Unknown but well-formed regions are accepted: new regions appear before code learns them.
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,4}$")
+# The CRD's rule on spec.region is this same pattern.
+REGION_PATTERN = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,4}$")
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
 def endpoint_for_region(region: str) -> str:
     """The CCE endpoint of `region`, e.g. `https://cce.ap-southeast-1.myhuaweicloud.com`."""
-    if not isinstance(region, str) or not _REGION.fullmatch(region):
+    if not isinstance(region, str) or not REGION_PATTERN.fullmatch(region):
         raise EndpointError(
             f"{region!r} is not a Huawei Cloud region id (expected something like "
             "'ap-southeast-1' or 'cn-north-4')"

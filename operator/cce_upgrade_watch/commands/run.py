@@ -164,6 +164,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Loggers that never go below INFO, whatever `-v` says: older `kubernetes`
+#: releases log every response body at DEBUG in `kubernetes.client.rest` (Secret
+#: data included), and urllib3 logs request lines with their URLs.
+PINNED_LOGGERS = ("kubernetes.client.rest", "urllib3")
+
+
+def configure_logging(*, verbose: bool, log_format: str) -> None:
+    import kopf
+
+    kopf.configure(
+        verbose=verbose,
+        debug=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
+    )
+    if not verbose:
+        # httpx logs every request at INFO: one line per poll is noise, not news.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in PINNED_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+
+
 def execute(args: argparse.Namespace) -> int:
     # kopf is imported here, not at module level, so other subcommands start fast.
     import kopf
@@ -173,14 +195,7 @@ def execute(args: argparse.Namespace) -> int:
     from cce_upgrade_watch.metrics import OperatorMetrics
     from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
-    kopf.configure(
-        verbose=args.verbose,
-        debug=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
-    )
-    if not args.verbose:
-        # httpx logs every request at INFO: one line per poll is noise, not news.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     config = OperatorConfig(
         default_poll_interval=args.default_poll_interval,
         default_active_poll_interval=args.default_active_poll_interval,
