@@ -140,11 +140,11 @@ def test_examples_pass_a_server_side_dry_run(
 
 
 def test_overlays_render(control_plane: ControlPlane) -> None:
-    wide = render(control_plane, MANIFESTS / "overlays" / "cluster-wide-secrets")
+    wide = render(control_plane, REPO_ROOT / "overlays" / "cluster-wide-secrets")
     (binding,) = [o for o in wide if o["metadata"]["name"] == "cce-upgrade-watch-secret-reader"
                   and o["kind"] == "ClusterRoleBinding"]  # fmt: skip
     assert binding["roleRef"]["name"] == "cce-upgrade-watch-secret-reader"
-    hosts = render(control_plane, MANIFESTS / "overlays" / "allowed-endpoint-hosts")
+    hosts = render(control_plane, REPO_ROOT / "overlays" / "allowed-endpoint-hosts")
     (deployment,) = [o for o in hosts if o["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--allowed-endpoint-hosts=")]

@@ -6,7 +6,7 @@ The kustomize base is applied for real (server-side apply), then:
   (in no namespace by default), other kinds and RBAC itself are not;
 - a tenant's grant (manifests/examples/tenant-secret-access.yaml) opens one
   Secret of one namespace, by name; the opt-in overlay
-  manifests/overlays/cluster-wide-secrets opens `get` everywhere, nothing more;
+  overlays/cluster-wide-secrets opens `get` everywhere, nothing more;
 - the operator runs under that ServiceAccount's own token (TokenRequest API)
   through a whole upgrade, and the audit log shows every write it made was
   allowed and went only where the ClusterRole says.
@@ -23,11 +23,10 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import REPO_ROOT, ControlPlane
 from tests.support.operatorprocess import OperatorProcess
 from tests.support.rbac import (
     ALL_NAMESPACES,
-    MANIFESTS,
     SERVICE_ACCOUNT_USER,
     Installed,
     can_i,
@@ -202,7 +201,7 @@ def test_a_tenant_grants_its_one_secret_by_name(
 def test_the_cluster_wide_overlay_grants_get_everywhere_and_nothing_more(
     control_plane: ControlPlane, installed: Installed, namespace: str
 ) -> None:
-    overlay = render(control_plane, MANIFESTS / "overlays" / "cluster-wide-secrets")
+    overlay = render(control_plane, REPO_ROOT / "overlays" / "cluster-wide-secrets")
     extra = [obj for obj in overlay if obj not in installed.objects]
     assert [(obj["kind"], obj["metadata"]["name"]) for obj in extra] == [
         ("ClusterRoleBinding", "cce-upgrade-watch-secret-reader")

@@ -16,7 +16,7 @@ def text() -> str:
 
 
 def test_every_path_it_names_exists() -> None:
-    paths = set(re.findall(r"`((?:manifests|charts|crds|hack|tests)/[\w./-]*)`", text()))
+    paths = set(re.findall(r"`((?:manifests|overlays|charts|crds|hack|tests)/[\w./-]*)`", text()))
     paths |= set(re.findall(r"(manifests/integrations/[\w./-]+)", text()))
     assert len(paths) >= 8
     for path in paths:
@@ -58,7 +58,7 @@ def test_rbac_table_is_the_cluster_role() -> None:
     assert ("secrets", "get") not in documented
     for path in (
         "manifests/examples/tenant-secret-access.yaml",
-        "manifests/overlays/cluster-wide-secrets",
+        "overlays/cluster-wide-secrets",
         "manifests/admissionpolicy.yaml",
     ):
         assert path in section, path
