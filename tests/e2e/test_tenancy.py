@@ -19,6 +19,7 @@ import json
 import socketserver
 import threading
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -309,12 +310,14 @@ def test_a_secret_read_the_api_server_fails_is_api_unavailable(
             assert "HTTP 503" in synced["message"]
             assert world.condition("flaky", "Stalled")["status"] == "False"  # type: ignore[index]
             # Retried at the active interval (5 s), not the idle one (1 h).
-            failed = proxy.failed
             wait_until(
-                lambda: proxy.failed >= failed + 2,
+                lambda: len(proxy.failed_at) >= 3,
                 timeout=30,
-                message=lambda: f"no retry: {proxy.failed} failed reads",
+                message=lambda: f"no retry: {len(proxy.failed_at)} failed reads",
             )
+            gaps = [round(b - a, 1) for a, b in pairwise(proxy.failed_at)]
+            measured("seconds between failed Secret reads (activePollInterval 5s)", gaps)
+            assert all(gap < 10 for gap in gaps), gaps
             proxy.heal()
             world.wait_condition("flaky", "Synced", "True", timeout=30)
             assert request_count(simulator, cluster) > polls_before

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class FaultyKubeProxy:
         self._source = config
         #: URL path of a Secret -> the status code its GETs answer with.
         self.failing: dict[str, int] = {}
-        self.failed = 0  # requests answered with an injected failure
+        self.failed_at: list[float] = []  # time.monotonic() of each injected failure
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -98,7 +99,7 @@ class FaultyKubeProxy:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         status = self.failing.get(request.path)
         if status is not None and request.method == "GET":
-            self.failed += 1
+            self.failed_at.append(time.monotonic())
             return web.json_response(
                 {
                     "kind": "Status",
