@@ -162,10 +162,9 @@ class EndpointPolicy:
     def allows_host(self, host: str) -> bool:
         host = host.lower().rstrip(".")
         for pattern in self.allowed_hosts:
-            if pattern.startswith("*."):
-                if host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
-                    return True
-            elif host == pattern:
+            # "*.example.com" matches below example.com (".example.com" as a suffix,
+            # so never "evilexample.com"), not example.com itself.
+            if host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
                 return True
         return False
 

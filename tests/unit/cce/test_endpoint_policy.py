@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cce_upgrade_watch.cce.auth import TokenAuth
 from cce_upgrade_watch.cce.client import CceClient
@@ -163,3 +165,28 @@ async def test_the_client_sends_nothing_to_a_refused_host() -> None:
 
 def test_endpoint_not_allowed_is_an_endpoint_error() -> None:
     assert issubclass(EndpointNotAllowed, EndpointError)
+
+
+_labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@given(
+    labels=st.lists(_labels, min_size=1, max_size=4),
+    suffix=st.sampled_from(
+        ["myhuaweicloud.com", "myhuaweicloud.eu", "myhuaweicloud.cn", "huaweicloud.com",
+         "example.com", "myhuaweicloud.com.example.com", "amyhuaweicloud.com"]
+    ),
+    path=st.sampled_from(["", "/", "/cce", "/.myhuaweicloud.com"]),
+)  # fmt: skip
+def test_a_host_is_allowed_exactly_when_it_lies_under_an_api_domain(
+    labels: list[str], suffix: str, path: str
+) -> None:
+    host = ".".join([*labels, suffix])
+    under_api_domain = host.endswith((".myhuaweicloud.com", ".myhuaweicloud.eu"))
+    try:
+        EndpointPolicy().check(f"https://{host}{path}")
+    except EndpointNotAllowed:
+        allowed = False
+    else:
+        allowed = True
+    assert allowed == under_api_domain, host
