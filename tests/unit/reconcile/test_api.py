@@ -131,8 +131,12 @@ def test_next_poll_interval_during_failures() -> None:
     assert next_poll_interval(None, spec) == timedelta(minutes=10)
     # The cloud or the API server did not answer: a retry soon may work, upgrade or not.
     idle = as_stored(reconcile(None, spec, 1, _workflow("Success"), NOW).status)
-    unavailable = reconcile(idle, spec, 1, PollFailure("ApiUnavailable", "503"), NOW).status
-    assert next_poll_interval(unavailable, spec) == timedelta(seconds=15)
+    outage = PollFailure("ApiUnavailable", "503")
+    first = reconcile(idle, spec, 1, outage, NOW)
+    second = reconcile(as_stored(first.status), spec, 1, outage, NOW, first.unconfirmed)
+    synced = {c["type"]: c for c in second.status["conditions"]}["Synced"]
+    assert (synced["status"], synced["reason"]) == ("False", "ApiUnavailable")
+    assert next_poll_interval(second.status, spec, second.unconfirmed) == timedelta(seconds=15)
 
 
 # ---------------------------------------------------------------- acknowledge_generation
