@@ -119,6 +119,10 @@ class FaultyKubeProxy:
             headers=headers,
             data=await request.read() if request.can_read_body else None,
             ssl=self._ssl,
+            # Forward the request as it came: aiohttp would add a Content-Type of
+            # its own to a body without one (the kubernetes client sends none on a
+            # POST), which the API server refuses with 415.
+            skip_auto_headers=() if "Content-Type" in request.headers else ("Content-Type",),
         ) as upstream:
             response = web.StreamResponse(
                 status=upstream.status,
