@@ -288,6 +288,7 @@ async def measure_operator(
         workdir / "operator.log",
         args=("-A",),
         env=dict(operator_env),
+        insecure_loopback=True,  # the simulator is a plain-HTTP loopback endpoint
     )
     try:
         progress(f"[{label}] adding {plan.watches} simulated clusters, namespaces and Secrets")

@@ -78,7 +78,8 @@ class FailureReason(StrEnum):
 #: Failures that retrying cannot fix: someone must change a Secret, a policy or
 #: the spec. Besides the design's four: the CCE client's `InvalidEndpoint` (an
 #: unusable endpoint, or one where the API gateway has not published the API: a
-#: wrong region) and `RequestRejected` (another 4xx), and `InvalidSpec` (a spec
+#: wrong region), `EndpointNotAllowed` (a host the operator's admin has not
+#: allowed), `RequestRejected` (another 4xx) and `InvalidSpec` (a spec
 #: the operator cannot use, possible only with an outdated CRD). `ClockSkew` is
 #: not here: the operator's clock gets fixed (NTP) without touching any object.
 NEEDS_A_PERSON = frozenset(
@@ -88,6 +89,7 @@ NEEDS_A_PERSON = frozenset(
         FailureReason.FORBIDDEN,
         FailureReason.CLUSTER_NOT_FOUND,
         FailureReason.INVALID_ENDPOINT,
+        "EndpointNotAllowed",
         "RequestRejected",
         "InvalidSpec",
     }

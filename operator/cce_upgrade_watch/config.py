@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cce_upgrade_watch.cce.endpoints import EndpointPolicy
 from cce_upgrade_watch.durations import format_duration
 
 
@@ -29,6 +30,9 @@ class OperatorConfig:
     #: The largest CCE answer read, on the wire and after decompression.
     cce_max_response_bytes: int = 1024 * 1024
     namespaces: tuple[str, ...] = field(default_factory=tuple)
+    #: The hosts credentials may be sent to (`--allowed-endpoint-hosts`,
+    #: `--allow-insecure-loopback`): Huawei Cloud's API domains unless widened.
+    endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
 
     def with_defaults(self, spec: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The spec with the operator's interval defaults where it sets none."""

@@ -9,7 +9,10 @@ privilege), so it cannot be told when one changes. Instead the cache:
   again and used on the very poll that found the old key revoked;
 - forgets it on an explicit poll-now request;
 - never caches "not found", so a Secret created later is picked up on the
-  next poll.
+  next poll;
+- drops what no watch uses any more (`retain`, called when a watch goes away)
+  and, once per TTL, every expired entry, so credentials of a deleted watch or
+  Secret do not stay in memory.
 """
 
 from __future__ import annotations
@@ -35,6 +38,31 @@ class CredentialsNotFound(Exception):
     """The Secret or the keys it must hold are missing. The message names no value."""
 
     reason = "CredentialsNotFound"
+
+
+class SecretUnreadable(Exception):
+    """The Kubernetes API could not be asked for the Secret (5xx, refused, timeout):
+    worth retrying soon, nothing a person must fix. The message names the Secret."""
+
+    reason = "ApiUnavailable"
+
+
+#: The Secret types whose data the operator uses as cloud credentials. Typed
+#: Secrets of Kubernetes (service-account tokens, TLS keys, registry logins) hold
+#: credentials for something else: a watch must not be able to send those away.
+CREDENTIALS_SECRET_TYPE = "cce.upgradewatch.io/credentials"  # noqa: S105 (a type name)
+ALLOWED_SECRET_TYPES = frozenset({CREDENTIALS_SECRET_TYPE, "Opaque"})
+
+
+def check_secret_type(namespace: str, name: str, secret_type: str | None) -> None:
+    """Raise `CredentialsNotFound` naming the type unless it may hold cloud credentials."""
+    secret_type = secret_type or "Opaque"  # the API server's default for an empty type
+    if secret_type not in ALLOWED_SECRET_TYPES:
+        shown = secret_type if len(secret_type) <= 100 else secret_type[:97] + "..."
+        raise CredentialsNotFound(
+            f"Secret {name!r} in namespace {namespace!r} has type {shown!r}; only Secrets of "
+            f"type {CREDENTIALS_SECRET_TYPE!r} or 'Opaque' are used as cloud credentials"
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -120,10 +148,12 @@ class CredentialsCache:
     ttl: float = 300.0
     clock: Callable[[], float] = time.monotonic
     _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    _last_sweep: float | None = None
     reads: int = 0  # Secret reads made, for tests and benchmarks
 
     async def get(self, namespace: str, name: str) -> CloudCredentials:
         key = (namespace, name)
+        self._sweep_expired()
         entry = self._entries.get(key)
         if entry is not None and self.clock() - entry.fetched_at < self.ttl:
             return entry.credentials
@@ -142,3 +172,21 @@ class CredentialsCache:
 
     def invalidate(self, namespace: str, name: str) -> None:
         self._entries.pop((namespace, name), None)
+
+    def retain(self, in_use: set[tuple[str, str]]) -> None:
+        """Forget every Secret not in `in_use` ((namespace, name) of the live watches)."""
+        for key in self._entries.keys() - in_use:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _sweep_expired(self) -> None:
+        # Once per TTL at most: a walk over all entries would cost every poll.
+        now = self.clock()
+        if self._last_sweep is not None and now - self._last_sweep < self.ttl:
+            return
+        self._last_sweep = now
+        expired = [k for k, e in self._entries.items() if now - e.fetched_at >= self.ttl]
+        for key in expired:
+            del self._entries[key]

@@ -69,6 +69,7 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
             deadline=config.cce_timeout,
             retry=RetryPolicy(attempts=config.cce_max_attempts),
             on_request=metrics.observe_cce_request,
+            endpoint_policy=config.endpoint_policy,
         ),
         status_writer=kube,
         credentials=CredentialsCache(kube.read_secret_data, ttl=config.secret_cache_ttl),
@@ -128,8 +129,13 @@ async def poll(
     try:
         await loop.run(stopped)
     finally:
+        loop.cancel_deferred()
         memo.loops.pop(uid, None)
         memo.metrics.forget(namespace or "", name)
+        # The watch is gone (or no longer ours): its credentials go too, unless
+        # another live watch names the same Secret.
+        in_use = {key for other in memo.loops.values() if (key := other.credentials_key)}
+        memo.services.credentials.retain(in_use)
 
 
 class QuietWakeups(logging.Filter):

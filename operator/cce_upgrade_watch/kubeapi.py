@@ -22,7 +22,7 @@ from typing import Any
 
 import kubernetes
 
-from cce_upgrade_watch.credentials import CredentialsNotFound
+from cce_upgrade_watch.credentials import CredentialsNotFound, SecretUnreadable, check_secret_type
 from cce_upgrade_watch.events import Event, event_name
 from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, StatusRejected
 from cce_upgrade_watch.resource import GROUP, KIND, PLURAL, VERSION
@@ -77,7 +77,12 @@ class KubeApi:
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
 
     async def read_secret_data(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        """The Secret's base64 `data`, or None when it does not exist."""
+        """The Secret's base64 `data`, or None when it does not exist.
+
+        Raises `CredentialsNotFound` when it may not be read or has a type that does
+        not hold cloud credentials, `SecretUnreadable` when the API server could not
+        answer (the poll loop retries soon; it must never end the loop).
+        """
         try:
             secret = await self._run(self._core.read_namespaced_secret, name, namespace)
         except kubernetes.client.ApiException as exc:
@@ -88,7 +93,16 @@ class KubeApi:
                     f"the operator may not read Secret {name!r} in namespace {namespace!r} "
                     "(RBAC: it needs 'get' on secrets there)"
                 ) from None
-            raise
+            raise SecretUnreadable(
+                f"could not read Secret {name!r} in namespace {namespace!r}: the Kubernetes "
+                f"API answered HTTP {exc.status} {exc.reason or ''}".rstrip()
+            ) from None
+        except Exception as exc:  # urllib3: refused, reset, timed out, TLS...
+            raise SecretUnreadable(
+                f"could not read Secret {name!r} in namespace {namespace!r}: the Kubernetes "
+                f"API did not answer ({type(exc).__name__})"
+            ) from None
+        check_secret_type(namespace, name, secret.type)
         return dict(secret.data or {})
 
     async def create_event(self, involved: Mapping[str, Any], event: Event) -> None:

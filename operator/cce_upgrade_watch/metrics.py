@@ -16,6 +16,16 @@ from cce_upgrade_watch.cce.models import Phase, TaskStatus
 
 _KNOWN_PHASES = tuple(str(phase) for phase in Phase)
 _KNOWN_TASK_STATUSES = tuple(str(status) for status in TaskStatus)
+#: The task types the API documents (and the official SDK's `TaskType` lists).
+_KNOWN_TASK_TYPES = ("PreCheck", "Snapshot", "Cluster", "PostCheck", "Rollback")
+#: The label value of anything else the cloud sends: label values come from an
+#: untrusted answer, and each new value would be a new series for ever.
+OTHER = "Other"
+
+
+def bounded_label(value: str, known: tuple[str, ...]) -> str:
+    """`value` if it is one of `known`, else `Other`."""
+    return value if value in known else OTHER
 
 
 class OperatorMetrics:
@@ -93,7 +103,10 @@ class OperatorMetrics:
     def status_written(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         key = (namespace, name)
         phase = status.get("phase")
-        phases = {*_KNOWN_PHASES, phase} if isinstance(phase, str) and phase else set()
+        phases: set[str] = set()
+        if isinstance(phase, str) and phase:
+            phase = bounded_label(phase, _KNOWN_PHASES)
+            phases = {*_KNOWN_PHASES, phase}
         self._replace(
             self.workflow_phase,
             self._phase_series,
@@ -103,11 +116,16 @@ class OperatorMetrics:
         tasks: dict[tuple[str, ...], float] = {}
         for point in status.get("pointStatuses") or []:
             task_type = point.get("taskType") if isinstance(point, Mapping) else None
-            if not task_type:
+            if not task_type or not isinstance(task_type, str):
                 continue
+            task_type = bounded_label(task_type, _KNOWN_TASK_TYPES)
             current = point.get("status") or ""
+            if current:
+                current = bounded_label(str(current), _KNOWN_TASK_STATUSES)
             for status_value in {*_KNOWN_TASK_STATUSES, current} - {""}:
-                tasks[(namespace, name, task_type, status_value)] = float(status_value == current)
+                labels = (namespace, name, task_type, status_value)
+                # Several tasks of unknown types share the `Other` series: 1 if any has it.
+                tasks[labels] = max(tasks.get(labels, 0.0), float(status_value == current))
         self._replace(self.task_status, self._task_series, key, tasks)
 
     def forget(self, namespace: str, name: str) -> None:

@@ -31,7 +31,7 @@ from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
 from cce_upgrade_watch.cce.models import DroppedField, UpgradeWorkflow
 from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
-from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound
+from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound, SecretUnreadable
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.reconcile import (
     INVALID_SPEC,
@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 WRITE_RETRY_SECONDS = 10.0
 #: Polls wake on whole multiples of this (monotonic clock), see `_on_poll_grid`.
 POLL_GRID_SECONDS = 1.0
+#: At most one forced poll (poll-now annotation) per object in this many seconds:
+#: each re-reads the Secret and calls the cloud, so annotating in a loop must not
+#: hammer either. A request inside the window is served when the window ends.
+FORCED_POLL_MIN_SECONDS = 10.0
 
 
 class StatusWriter(Protocol):
@@ -142,6 +146,8 @@ class PollLoop:
         self._wake = asyncio.Event()
         self._slept_the_whole_time = False  # set by `_sleep`
         self._force_credentials_refresh = False
+        self._last_forced_poll: float | None = None  # clock() of the last poll-now served
+        self._deferred_poll_now: asyncio.TimerHandle | None = None
         self._retry_after = 0.0  # seconds the CCE API asked us to wait (Retry-After)
         meta = body.get("metadata", {})
         self.namespace: str = meta.get("namespace", "")
@@ -179,9 +185,38 @@ class PollLoop:
         self._adopt_newer_status(body)
         if meta.get("generation") != self._seen_generation:
             self._wake.set()
-        elif _poll_now(meta) != self._seen_poll_now:
-            self._force_credentials_refresh = True
-            self._wake.set()
+        elif _poll_now(meta) != self._seen_poll_now and self._deferred_poll_now is None:
+            wait = self._forced_poll_wait()
+            if wait <= 0:
+                self._force_poll()
+            else:
+                self._deferred_poll_now = asyncio.get_running_loop().call_later(
+                    wait, self._force_poll
+                )
+
+    def _forced_poll_wait(self) -> float:
+        if self._last_forced_poll is None:
+            return 0.0
+        return self._last_forced_poll + FORCED_POLL_MIN_SECONDS - self._clock()
+
+    def _force_poll(self) -> None:
+        self._deferred_poll_now = None
+        self._last_forced_poll = self._clock()
+        self._force_credentials_refresh = True
+        self._wake.set()
+
+    def cancel_deferred(self) -> None:
+        """Drop a poll-now waiting for its window (the object is gone)."""
+        if self._deferred_poll_now is not None:
+            self._deferred_poll_now.cancel()
+            self._deferred_poll_now = None
+
+    @property
+    def credentials_key(self) -> tuple[str, str] | None:
+        """(namespace, Secret name) this loop reads credentials from, once known."""
+        if self._spec is None:
+            return None
+        return (self.namespace, self._spec[1].credentials_secret_ref.name)
 
     def _adopt_newer_status(self, body: Mapping[str, Any]) -> None:
         version = (body.get("metadata") or {}).get("resourceVersion")
@@ -331,6 +366,8 @@ class PollLoop:
                 return WorkflowsFetched(workflows)
             except CredentialsNotFound as exc:
                 return PollFailure(CredentialsNotFound.reason, str(exc))
+            except SecretUnreadable as exc:
+                return PollFailure(SecretUnreadable.reason, str(exc))
             except CredentialsRejected as exc:
                 # Maybe the Secret was rotated and the cached key revoked: read the
                 # Secret again and retry once before reporting the key as invalid.
@@ -460,7 +497,7 @@ class PollLoop:
 
 _FALLBACK_SPEC = parse_watch_spec(
     {
-        "region": "placeholder",
+        "region": "xx-placeholder-0",
         "projectId": "0" * 32,
         "clusterId": "00000000-0000-0000-0000-000000000000",
         "credentialsSecretRef": {"name": "placeholder"},

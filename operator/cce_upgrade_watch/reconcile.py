@@ -339,9 +339,11 @@ def next_poll_interval(
     """How long the poll loop sleeps after writing this status.
 
     `activePollInterval` while the mirrored workflow is Init, Running or Pending,
-    so task changes (and the start of an upgrade in Init) show up quickly, and
-    while an answer waits to be confirmed by the next; `pollInterval` otherwise,
-    and whenever polling waits for a person (a fast retry cannot fix a wrong key).
+    so task changes (and the start of an upgrade in Init) show up quickly, while
+    an answer waits to be confirmed by the next, and after an `ApiUnavailable`
+    failure (a dropped connection, a 5xx, an API server that did not answer for
+    the Secret), which a retry soon may fix; `pollInterval` otherwise, and
+    whenever polling waits for a person (a fast retry cannot fix a wrong key).
     """
     if unconfirmed.pending:
         return spec.active_poll_interval
@@ -354,6 +356,8 @@ def next_poll_interval(
     )
     if waits_for_a_person:
         return spec.poll_interval
+    if synced is not None and synced.get("reason") == FailureReason.API_UNAVAILABLE:
+        return spec.active_poll_interval
     if status.get("phase") in ACTIVE_PHASES:
         return spec.active_poll_interval
     return spec.poll_interval

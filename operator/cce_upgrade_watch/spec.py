@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from cce_upgrade_watch.cce.endpoints import REGION_PATTERN
 from cce_upgrade_watch.durations import format_duration, parse_duration
 
 __all__ = [
@@ -51,8 +52,8 @@ HISTORY_LIMIT_MAX = 50
 # The same patterns as the CRD (crds/cceupgradewatches.cce.upgradewatch.io.yaml).
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
 _CLUSTER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# A DNS label: the region becomes part of the host name (cce.<region>.myhuaweicloud.com).
-_REGION = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+# A Huawei region id, as strict as the endpoint table (cn-north-4, ap-southeast-1).
+_REGION = REGION_PATTERN
 _ENDPOINT = re.compile(r"https?://[^\s/?#@]+(/[^\s?#]*)?")
 # Plain HTTP would send signed requests and tokens in clear: only to this machine.
 _LOOPBACK_HTTP = re.compile(
@@ -106,7 +107,11 @@ ClusterId = Annotated[
 Region = Annotated[
     str,
     Field(max_length=63),
-    _matching(_REGION, "a region name such as ap-southeast-1 (lowercase letters, digits, dashes)"),
+    _matching(
+        _REGION,
+        "a Huawei Cloud region id such as ap-southeast-1 or cn-north-4 "
+        "(two letters, one or more words, a number; lowercase, dashes)",
+    ),
 ]
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 PollInterval = Annotated[

@@ -28,9 +28,12 @@ def version() -> str:
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One object per kind; of the kinds the base holds twice, the main one (named
+    like the operator) is taken."""
     kinds: dict[str, dict[str, Any]] = {}
     for obj in objects:
-        assert obj["kind"] not in kinds, f"two {obj['kind']} objects"
+        if obj["kind"] in kinds and obj["metadata"]["name"] != "cce-upgrade-watch":
+            continue
         kinds[obj["kind"]] = obj
     return kinds
 
@@ -51,24 +54,39 @@ def operator_namespace(control_plane: ControlPlane) -> Iterator[str]:
 def test_kustomize_renders_the_base(control_plane: ControlPlane) -> None:
     objects = render(control_plane)
     kinds = by_kind(objects)
-    assert set(kinds) == {
-        "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
-        "ClusterRoleBinding", "Deployment", "Service", "NetworkPolicy",
-    }  # fmt: skip
+    assert sorted((obj["kind"], obj["metadata"]["name"]) for obj in objects) == sorted([
+        ("Namespace", "cce-upgrade-watch"),
+        ("CustomResourceDefinition", "cceupgradewatches.cce.upgradewatch.io"),
+        ("ServiceAccount", "cce-upgrade-watch"),
+        ("ClusterRole", "cce-upgrade-watch"),
+        ("ClusterRole", "cce-upgrade-watch-secret-reader"),
+        ("ClusterRoleBinding", "cce-upgrade-watch"),
+        ("ValidatingAdmissionPolicy", "cce-upgrade-watch-secret-access"),
+        ("ValidatingAdmissionPolicyBinding", "cce-upgrade-watch-secret-access"),
+        ("Deployment", "cce-upgrade-watch"),
+        ("Service", "cce-upgrade-watch-metrics"),
+        ("NetworkPolicy", "cce-upgrade-watch"),
+        ("NetworkPolicy", "cce-upgrade-watch-egress"),
+    ])  # fmt: skip
     # The CRD is crds/'s, not a copy: equal but for the label the base adds to all.
     crd = kinds["CustomResourceDefinition"]
     assert crd["metadata"]["labels"].pop("app.kubernetes.io/part-of") == "cce-upgrade-watch"
     assert crd == yaml.safe_load(CRD_FILE.read_text())
     for obj in objects:
         if obj["kind"] not in {"Namespace", "CustomResourceDefinition", "ClusterRole",
-                               "ClusterRoleBinding"}:  # fmt: skip
+                               "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                               "ValidatingAdmissionPolicyBinding"}:  # fmt: skip
             assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]
+    # The only binding is the main role's: no Secret is readable by default.
+    assert kinds["ClusterRoleBinding"]["roleRef"]["name"] == "cce-upgrade-watch"
     (subject,) = kinds["ClusterRoleBinding"]["subjects"]
     assert (subject["kind"], subject["namespace"]) == ("ServiceAccount", NAMESPACE)
     assert subject["name"] == kinds["ServiceAccount"]["metadata"]["name"]
     pod = kinds["Deployment"]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == subject["name"]
     assert pod["containers"][0]["image"] == f"cce-upgrade-watch:{version()}"
+    # Loopback endpoints (the simulator) are for tests and the demo only.
+    assert not any("insecure" in arg for arg in pod["containers"][0]["args"])
     # The metrics Service reaches the Deployment's Pods on the metrics port.
     service = kinds["Service"]["spec"]
     labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
@@ -83,7 +101,7 @@ def test_server_side_dry_run_of_the_base_passes(
 ) -> None:
     result = control_plane.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS))
     created = result.stdout.splitlines()
-    assert len(created) == 8, result.stdout
+    assert len(created) == 12, result.stdout
     assert all(line.endswith("(server dry run)") for line in created), result.stdout
     # The namespace enforces the "restricted" Pod Security Standard and the
     # Deployment's Pod meets it: the API server warns about a Deployment whose Pods
@@ -118,7 +136,18 @@ def test_examples_pass_a_server_side_dry_run(
             )
             assert "(server dry run)" in result.stdout
             applied.append(obj["kind"])
-    assert sorted(applied) == ["CceUpgradeWatch", "Secret", "Secret"]
+    assert sorted(applied) == ["CceUpgradeWatch", "Role", "RoleBinding", "Secret", "Secret"]
+
+
+def test_overlays_render(control_plane: ControlPlane) -> None:
+    wide = render(control_plane, REPO_ROOT / "overlays" / "cluster-wide-secrets")
+    (binding,) = [o for o in wide if o["metadata"]["name"] == "cce-upgrade-watch-secret-reader"
+                  and o["kind"] == "ClusterRoleBinding"]  # fmt: skip
+    assert binding["roleRef"]["name"] == "cce-upgrade-watch-secret-reader"
+    hosts = render(control_plane, REPO_ROOT / "overlays" / "allowed-endpoint-hosts")
+    (deployment,) = [o for o in hosts if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--allowed-endpoint-hosts=")]
 
 
 def test_sample_watch_names_the_sample_secret() -> None:
@@ -129,3 +158,12 @@ def test_sample_watch_names_the_sample_secret() -> None:
     assert set(secret["stringData"]) == {"accessKey", "secretKey"}
     token = yaml.safe_load((EXAMPLES / "credentials-secret-token.yaml").read_text())
     assert set(token["stringData"]) == {"token"}
+    # The tenant's grant names that Secret, in that namespace, for the operator.
+    role, binding = yaml.safe_load_all((EXAMPLES / "tenant-secret-access.yaml").read_text())
+    assert role["metadata"]["namespace"] == secret["metadata"]["namespace"]
+    (rule,) = role["rules"]
+    assert (rule["resources"], rule["verbs"]) == (["secrets"], ["get"])
+    assert rule["resourceNames"] == [secret["metadata"]["name"]]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cce-upgrade-watch", "namespace": NAMESPACE}
+    ]

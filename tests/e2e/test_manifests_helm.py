@@ -72,8 +72,9 @@ def test_chart_defaults_pass_a_server_side_dry_run(
     lines = dry_run(control_plane, template(helm_binary, namespace, "--include-crds"))
     kinds = sorted(line.split("/")[0].split(".")[0] for line in lines)
     assert kinds == sorted([
-        "customresourcedefinition", "networkpolicy", "serviceaccount", "clusterrole",
-        "clusterrolebinding", "service", "deployment",
+        "customresourcedefinition", "networkpolicy", "networkpolicy", "serviceaccount",
+        "clusterrole", "clusterrole", "clusterrolebinding", "service", "deployment",
+        "validatingadmissionpolicy", "validatingadmissionpolicybinding",
     ])  # fmt: skip
 
 
@@ -89,3 +90,22 @@ def test_chart_in_namespaced_mode_passes_a_server_side_dry_run(
     for kind in ("role", "rolebinding"):
         created = f"{kind}.rbac.authorization.k8s.io/cuw-cce-upgrade-watch created (server dry run)"
         assert created in lines
+
+
+def test_chart_secret_grants_and_cluster_wide_pass_a_server_side_dry_run(
+    control_plane: ControlPlane, helm_binary: Path, namespace: str
+) -> None:
+    restricted(control_plane, namespace)
+    manifests = template(
+        helm_binary, namespace,
+        "--set", f"rbac.secretGrants[0].namespace={namespace}",
+        "--set", "rbac.secretGrants[0].names={cce-credentials}",
+        "--set", "rbac.secretAccess=clusterWide",
+        "--set", "allowedEndpointHosts={*.gw.example.com}",
+    )  # fmt: skip
+    lines = dry_run(control_plane, manifests)
+    for kind in ("role", "rolebinding"):
+        created = f"{kind}.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-credentials created"
+        assert f"{created} (server dry run)" in lines
+    wide = "clusterrolebinding.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-secret-reader"
+    assert f"{wide} created (server dry run)" in lines

@@ -3,7 +3,10 @@
 The kustomize base is applied for real (server-side apply), then:
 - a table of `kubectl auth can-i ... --as=system:serviceaccount:cce-upgrade-watch:
   cce-upgrade-watch`: exactly what the operator needs is allowed, and Secrets
-  beyond `get`, other kinds and RBAC itself are not;
+  (in no namespace by default), other kinds and RBAC itself are not;
+- a tenant's grant (manifests/examples/tenant-secret-access.yaml) opens one
+  Secret of one namespace, by name; the opt-in overlay
+  overlays/cluster-wide-secrets opens `get` everywhere, nothing more;
 - the operator runs under that ServiceAccount's own token (TokenRequest API)
   through a whole upgrade, and the audit log shows every write it made was
   allowed and went only where the ClusterRole says.
@@ -20,14 +23,16 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import REPO_ROOT, ControlPlane
 from tests.support.operatorprocess import OperatorProcess
 from tests.support.rbac import (
     ALL_NAMESPACES,
     SERVICE_ACCOUNT_USER,
     Installed,
     can_i,
+    grant_secret_to_operator,
     install_manifests,
+    render,
     service_account_kubeconfig,
 )
 from tests.support.simulator import SimulatorControl
@@ -69,12 +74,15 @@ TABLE: list[Row] = [
     *rows("patch", CUW, True, subresource="status"),
     *rows("create", "events", True),
     *rows("create", "events", True, SOME_NAMESPACE),
-    *rows("get", "secrets", True, SOME_NAMESPACE),
+    # Secrets: none by default (a tenant namespace grants its own, see below).
+    *rows("get", "secrets", False, SOME_NAMESPACE),
+    *rows("get", "secrets", False),
+    *rows("get", "secrets", False, "kube-system"),
     *rows("list watch", CRDS, True, None),
     # People own the watched objects; the operator never creates, replaces or deletes them.
     *rows("create update delete deletecollection", CUW, False),
     *rows("update get", CUW, False, subresource="status"),
-    # Secrets: get by name only. No enumeration, no following, no writing.
+    # Secrets: no enumeration, no following, no writing.
     *rows("list watch create update patch delete deletecollection", "secrets", False),
     *rows("list watch", "secrets", False, SOME_NAMESPACE),
     # Events: only new ones, only in the core group.
@@ -148,12 +156,73 @@ def test_every_resource_in_the_table_is_served(
     assert unserved <= named
 
 
-def test_cluster_role_has_no_wildcards(installed: Installed) -> None:
-    (role,) = [obj for obj in installed.objects if obj["kind"] == "ClusterRole"]
-    for rule in role["rules"]:
-        for key in ("apiGroups", "resources", "verbs"):
-            assert "*" not in rule[key], rule
-        assert "resourceNames" not in rule or rule["resourceNames"]
+def test_cluster_roles_have_no_wildcards(installed: Installed) -> None:
+    roles = [obj for obj in installed.objects if obj["kind"] == "ClusterRole"]
+    assert len(roles) == 2
+    for role in roles:
+        for rule in role["rules"]:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], rule
+            assert "resourceNames" not in rule or rule["resourceNames"]
+
+
+def secret_access(plane: ControlPlane, namespace: str) -> dict[str, bool]:
+    """What the operator may do with Secrets, asked of the API server."""
+    questions = {
+        "get cce-credentials here": ("get", "secrets/cce-credentials", namespace),
+        "get another Secret here": ("get", "secrets/other", namespace),
+        "list here": ("list", "secrets", namespace),
+        "get cce-credentials in default": ("get", "secrets/cce-credentials", "default"),
+        "get in kube-system": ("get", "secrets/anything", "kube-system"),
+    }
+    return {
+        question: can_i(plane, verb, resource, namespace=ns)
+        for question, (verb, resource, ns) in questions.items()
+    }
+
+
+def test_a_tenant_grants_its_one_secret_by_name(
+    control_plane: ControlPlane, installed: Installed, namespace: str
+) -> None:
+    before = secret_access(control_plane, namespace)
+    assert not any(before.values()), before
+    grant_secret_to_operator(control_plane, namespace)
+    after = secret_access(control_plane, namespace)
+    print("measured: secret access after the tenant's grant:", after)
+    assert after == {
+        "get cce-credentials here": True,
+        "get another Secret here": False,
+        "list here": False,
+        "get cce-credentials in default": False,
+        "get in kube-system": False,
+    }
+
+
+def test_the_cluster_wide_overlay_grants_get_everywhere_and_nothing_more(
+    control_plane: ControlPlane, installed: Installed, namespace: str
+) -> None:
+    overlay = render(control_plane, REPO_ROOT / "overlays" / "cluster-wide-secrets")
+    extra = [obj for obj in overlay if obj not in installed.objects]
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in extra] == [
+        ("ClusterRoleBinding", "cce-upgrade-watch-secret-reader")
+    ]
+    control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(extra[0]))
+    try:
+        access = secret_access(control_plane, namespace)
+        print("measured: secret access with the cluster-wide overlay:", access)
+        assert access == {
+            "get cce-credentials here": True,
+            "get another Secret here": True,
+            "list here": False,
+            "get cce-credentials in default": True,
+            "get in kube-system": True,
+        }
+        for verb in ("list", "watch", "create", "update", "delete"):
+            assert not can_i(control_plane, verb, "secrets", namespace=ALL_NAMESPACES), verb
+    finally:
+        control_plane.kubectl(
+            "delete", "clusterrolebinding", "cce-upgrade-watch-secret-reader", "--ignore-not-found"
+        )
 
 
 # ---------------------------------------------------------------- a whole upgrade, as the account
@@ -214,6 +283,7 @@ def test_operator_runs_a_whole_upgrade_under_its_own_account(
     namespace: str,
 ) -> None:
     world = World(control_plane, simulator, operator_as_account, namespace)
+    grant_secret_to_operator(control_plane, namespace)  # as the tenant would
     writes_before = len(writes_by_account(control_plane))
     cluster = simulator.add_cluster(version="v1.28.3-r0")
     steps: list[dict[str, Any]] = [{"task": task, "queue": STEP, "run": STEP} for task in TASKS]
@@ -271,6 +341,7 @@ def test_token_reads_a_secret_by_name_but_cannot_list_secrets(
         "-n", namespace, "create", "secret", "generic", "cce-credentials",
         "--from-literal=accessKey=AK", "--from-literal=secretKey=SK",
     )  # fmt: skip
+    grant_secret_to_operator(control_plane, namespace)
     kubeconfig = service_account_kubeconfig(control_plane, tmp_path / "sa.kubeconfig")
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:

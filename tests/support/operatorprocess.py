@@ -30,11 +30,15 @@ class OperatorProcess:
         *,
         args: tuple[str, ...] = ("-A",),
         env: dict[str, str] | None = None,
+        insecure_loopback: bool = True,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.args = args
         self.extra_env = env or {}
+        # The simulator listens on loopback over plain HTTP: the operator calls it
+        # only with this flag (the Deployment never passes it).
+        self.insecure_loopback = insecure_loopback
         self.metrics_port = free_port()
         self.liveness_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -51,6 +55,7 @@ class OperatorProcess:
             "cce_upgrade_watch",
             "run",
             *self.args,
+            *(["--allow-insecure-loopback"] if self.insecure_loopback else []),
             "--metrics-port",
             str(self.metrics_port),
             "--metrics-address",

@@ -27,6 +27,25 @@ SERVICE_ACCOUNT_USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 #: `can_i(..., namespace=ALL_NAMESPACES)`: asked across every namespace (-A).
 ALL_NAMESPACES = "*"
 FIELD_MANAGER = "cce-upgrade-watch-tests"
+#: What the base installs outside its namespace (the CRD aside), removed again.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+)
+#: The tenant's grant of its credentials Secret to the operator (by name).
+TENANT_GRANT = MANIFESTS / "examples" / "tenant-secret-access.yaml"
+
+
+def grant_secret_to_operator(plane: ControlPlane, namespace: str) -> None:
+    """Apply the shipped tenant example (Role naming `cce-credentials` + RoleBinding)
+    into `namespace`, as a tenant would."""
+    for obj in yaml.safe_load_all(TENANT_GRANT.read_text()):
+        obj["metadata"]["namespace"] = namespace
+        plane.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
 
 
 def render(plane: ControlPlane, directory: Path = MANIFESTS) -> list[dict[str, Any]]:
@@ -46,7 +65,7 @@ class Installed:
     def uninstall(self) -> None:
         for obj in self.objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
-            if kind in {"ClusterRole", "ClusterRoleBinding"}:
+            if kind in CLUSTER_SCOPED_KINDS:
                 self.plane.kubectl("delete", kind.lower(), name, "--ignore-not-found")
         self.plane.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false")
         wait_for_namespace_gone(self.plane, NAMESPACE)

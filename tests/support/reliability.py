@@ -45,7 +45,13 @@ def mirrored(status: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def swapped_operator(
-    session_operator: OperatorProcess, kubeconfig: Path, log_path: Path, args: Sequence[str]
+    session_operator: OperatorProcess,
+    kubeconfig: Path,
+    log_path: Path,
+    args: Sequence[str],
+    *,
+    insecure_loopback: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[OperatorProcess]:
     """Replace the session's operator by one started with `args` for a while.
 
@@ -53,7 +59,9 @@ def swapped_operator(
     would poll the same objects; it is stopped meanwhile and started again after.
     """
     session_operator.stop()
-    replacement = OperatorProcess(kubeconfig, log_path, args=tuple(args))
+    replacement = OperatorProcess(
+        kubeconfig, log_path, args=tuple(args), insecure_loopback=insecure_loopback, env=env
+    )
     try:
         replacement.start()
         yield replacement

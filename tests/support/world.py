@@ -79,6 +79,10 @@ class World:
         result: dict[str, Any] = self.plane.kubectl_json("-n", self.namespace, "get", "cuw", name)
         return result
 
+    def kubectl_json_get(self, kind: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.plane.kubectl_json("-n", self.namespace, "get", kind, name)
+        return result
+
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
 

@@ -38,7 +38,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- range .Values.namespaces }}{{ if regexMatch "[*?\\[\\]!]" . }}true{{ end }}{{ end -}}
 {{- end -}}
 
-{{/* The rules on the watched objects, their Events and their Secrets. */}}
+{{/* The rules on the watched objects and their Events (Secrets: rbac.secretAccess). */}}
 {{- define "cce-upgrade-watch.objectRules" -}}
 # The watched objects: kopf lists and watches them and patches their metadata
 # (its finalizer and annotations); the operator writes .status only.
@@ -52,8 +52,4 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# The Secret a watch names, by name: no list, no watch.
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
 {{- end -}}

@@ -3,7 +3,8 @@
 Nothing here imports Kubernetes or kopf; the operator adapts these types at
 its edge. One module per concern:
 
-- `endpoints`: region or override -> base URL (`resolve_endpoint`).
+- `endpoints`: region or override -> base URL (`resolve_endpoint`); which hosts
+  credentials may go to (`EndpointPolicy`).
 - `signing`: SDK-HMAC-SHA256 as pure functions (the simulator verifies with them).
 - `auth`: `TokenAuth`, `AkSkAuth` (`httpx.Auth`, passed per call).
 - `models`, `timestamps`: tolerant parsing of the workflow list.

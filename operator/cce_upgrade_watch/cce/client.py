@@ -48,7 +48,7 @@ import httpx
 from cce_upgrade_watch import __version__
 from cce_upgrade_watch.cce.auth import redact
 from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
-from cce_upgrade_watch.cce.endpoints import resolve_endpoint
+from cce_upgrade_watch.cce.endpoints import EndpointPolicy, resolve_endpoint
 from cce_upgrade_watch.cce.errors import (
     ApiUnavailable,
     CceApiError,
@@ -165,6 +165,7 @@ class CceClient:
         max_response_bytes: int = DEFAULT_MAX_BODY_BYTES,
         deadline: float | None = None,
         max_remembered_bytes: int = MAX_REMEMBERED_BYTES,
+        endpoint_policy: EndpointPolicy | None = None,
     ) -> None:
         """`deadline`: seconds one attempt may take in all, sending and reading
         (default: the read timeout); `max_response_bytes`: the body cap."""
@@ -196,6 +197,17 @@ class CceClient:
         self._on_request = on_request
         self._sleep = sleep
         self._uniform = uniform
+        # The hosts credentials may go to (None: any valid endpoint, for `check`,
+        # where the person running it chose the endpoint and owns the credentials).
+        self._endpoint_policy = endpoint_policy
+
+    def _endpoint(self, region: str | None, endpoint: str | None) -> str:
+        """The base URL to call, refused (`EndpointNotAllowed`) before a byte is
+        sent when the policy does not allow its host."""
+        base = _resolved_endpoint(region, endpoint)
+        if self._endpoint_policy is not None:
+            self._endpoint_policy.check(base)
+        return base
 
     async def __aenter__(self) -> Self:
         return self
@@ -228,7 +240,7 @@ class CceClient:
         `tenant` (the watch's namespace) is whose share of the slots the call uses.
         Raises a `CceApiError` subclass, or `EndpointError` for a bad endpoint.
         """
-        url = _resolved_endpoint(region, endpoint) + workflows_path(project_id, cluster_id)
+        url = self._endpoint(region, endpoint) + workflows_path(project_id, cluster_id)
         response = await self._call(LIST_WORKFLOWS, "GET", url, auth=auth, tenant=tenant)
         # An unchanged answer (the usual one) is not parsed again: the same bytes
         # give the same workflows, as the same (frozen) objects, so a caller can
@@ -272,9 +284,7 @@ class CceClient:
         region: str | None = None,
     ) -> UpgradeWorkflow:
         """Start an upgrade workflow (POST; never retried)."""
-        url = resolve_endpoint(region=region, endpoint=endpoint) + workflows_path(
-            project_id, cluster_id
-        )
+        url = self._endpoint(region, endpoint) + workflows_path(project_id, cluster_id)
         body = {
             "kind": "WorkFlowTask",
             "apiVersion": "v3",
@@ -299,7 +309,7 @@ class CceClient:
     ) -> UpgradeWorkflow:
         """Cancel a workflow (PATCH; never retried). CCE refuses while a task runs."""
         url = (
-            resolve_endpoint(region=region, endpoint=endpoint)
+            self._endpoint(region, endpoint)
             + workflows_path(project_id, cluster_id)
             + "/"
             + quote(workflow_id, safe="")

@@ -9,6 +9,7 @@ credential. API errors quote what support asks for: the HTTP status, the CCE
     ├── WorkflowParseError        a body is not a workflow list (InvalidResponse)
     │   └── TimestampParseError
     ├── EndpointError             an unusable region or endpoint override
+    │   └── EndpointNotAllowed    a host the operator may not send credentials to
     ├── CredentialsMissing        empty or malformed credentials, before any call
     └── CceApiError               a call failed; carries the HTTP details
         ├── CredentialsRejected   401
@@ -50,6 +51,12 @@ class EndpointError(CceError, ValueError):
     """An endpoint or region cannot be used (bad scheme, plain HTTP off loopback...)."""
 
     reason = "InvalidEndpoint"
+
+
+class EndpointNotAllowed(EndpointError):
+    """The endpoint's host is not one the operator may send credentials to."""
+
+    reason = "EndpointNotAllowed"
 
 
 class CredentialsMissing(CceError, ValueError):

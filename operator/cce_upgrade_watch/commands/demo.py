@@ -142,11 +142,10 @@ class Demo:
     def start_operator(self) -> None:
         _say("Starting the operator (log: .demo/logs/operator.log)")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        self.spawn(
-            "operator",
-            [sys.executable, "-m", "cce_upgrade_watch", "run", "-n", NAMESPACE],
-            env=env,
-        )
+        argv = [sys.executable, "-m", "cce_upgrade_watch", "run", "-n", NAMESPACE]
+        # The simulator is a plain-HTTP loopback endpoint: called only with this flag.
+        argv.append("--allow-insecure-loopback")
+        self.spawn("operator", argv, env=env)
 
     def apply_examples(self, simulator_url: str) -> None:
         _say(f"Applying {DEMO_MANIFESTS.relative_to(REPO_ROOT)}/: a Secret and a CceUpgradeWatch")

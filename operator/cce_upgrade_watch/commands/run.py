@@ -7,6 +7,13 @@ import asyncio
 import logging
 
 from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
+from cce_upgrade_watch.cce.endpoints import (
+    ALLOWED_HOSTS_FLAG,
+    HUAWEI_CLOUD_API_HOSTS,
+    INSECURE_LOOPBACK_FLAG,
+    EndpointPolicy,
+    parse_host_pattern,
+)
 from cce_upgrade_watch.durations import parse_duration
 
 
@@ -19,6 +26,13 @@ def positive_bytes(text: str) -> int:
     if value < 1024:
         raise argparse.ArgumentTypeError("must be at least 1024 bytes")
     return value
+
+
+def _host_patterns(text: str) -> list[str]:
+    try:
+        return [parse_host_pattern(p) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +126,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="refuse CCE answers larger than N bytes, as sent or decompressed "
         "(default 1048576, 1 MiB): InvalidResponse",
     )
+    trust = parser.add_argument_group("where credentials may go")
+    trust.add_argument(
+        ALLOWED_HOSTS_FLAG,
+        type=_host_patterns,
+        action="extend",
+        default=[],
+        metavar="PATTERN,...",
+        help="also send credentials to these hosts: 'host.example.com' or '*.example.com' "
+        "(comma-separated, repeatable; no IP addresses). Without it only Huawei Cloud's "
+        f"API domains ({', '.join(HUAWEI_CLOUD_API_HOSTS)}) are called; a watch naming "
+        "another endpoint gets Synced=False EndpointNotAllowed",
+    )
+    trust.add_argument(
+        INSECURE_LOOPBACK_FLAG,
+        action="store_true",
+        help="allow endpoints on loopback hosts (127.0.0.0/8, ::1, localhost), also over "
+        "plain http://: for the simulator in tests and the demo, never in a cluster",
+    )
     parser.add_argument(
         "-l",
         "--selector",
@@ -153,6 +185,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Loggers that never go below INFO, whatever `-v` says: older `kubernetes`
+#: releases log every response body at DEBUG in `kubernetes.client.rest` (Secret
+#: data included), and urllib3 logs request lines with their URLs.
+PINNED_LOGGERS = ("kubernetes.client.rest", "urllib3")
+
+
+def configure_logging(*, verbose: bool, log_format: str) -> None:
+    import kopf
+
+    kopf.configure(
+        verbose=verbose,
+        debug=verbose,
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
+    )
+    if not verbose:
+        # httpx logs every request at INFO: one line per poll is noise, not news.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in PINNED_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
+
+
 def execute(args: argparse.Namespace) -> int:
     # kopf is imported here, not at module level, so other subcommands start fast.
     import kopf
@@ -162,14 +216,7 @@ def execute(args: argparse.Namespace) -> int:
     from cce_upgrade_watch.metrics import OperatorMetrics
     from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
-    kopf.configure(
-        verbose=args.verbose,
-        debug=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
-    )
-    if not args.verbose:
-        # httpx logs every request at INFO: one line per poll is noise, not news.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     config = OperatorConfig(
         default_poll_interval=args.default_poll_interval,
         default_active_poll_interval=args.default_active_poll_interval,
@@ -180,6 +227,9 @@ def execute(args: argparse.Namespace) -> int:
         cce_timeout=args.cce_timeout.total_seconds(),
         cce_max_response_bytes=args.cce_max_response_bytes,
         namespaces=tuple(args.namespaces),
+        endpoint_policy=EndpointPolicy.from_flags(
+            args.allowed_endpoint_hosts, allow_insecure_loopback=args.allow_insecure_loopback
+        ),
     )
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = max(1, round(args.peering_lifetime.total_seconds()))

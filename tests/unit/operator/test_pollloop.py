@@ -114,6 +114,13 @@ class FakeSecrets:
         return {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
 
 
+async def calls_reach(cce: FakeCce, count: int, timeout: float = 5) -> None:
+    """Wait until the loop has called the cloud `count` times."""
+    async with asyncio.timeout(timeout):
+        while len(cce.calls) < count:
+            await asyncio.sleep(0.01)
+
+
 def body(generation: int = 1, **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {"namespace": "ns", "name": "w", "generation": generation, "annotations": {}},
@@ -347,9 +354,7 @@ async def test_spec_change_and_poll_now_wake_the_loop() -> None:
     task = asyncio.create_task(loop.run(stop))
 
     async def polls(count: int) -> None:
-        async with asyncio.timeout(5):
-            while len(cce.calls) < count:
-                await asyncio.sleep(0.01)
+        await calls_reach(cce, count)
 
     await polls(1)
     loop.notice(obj)  # our own status write coming back: no wake-up

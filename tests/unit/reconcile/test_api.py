@@ -123,6 +123,7 @@ def test_next_poll_interval_during_failures() -> None:
         "Forbidden",
         "ClusterNotFound",
         "InvalidEndpoint",
+        "EndpointNotAllowed",
         "RequestRejected",
         "InvalidSpec",
     )
@@ -134,6 +135,14 @@ def test_next_poll_interval_during_failures() -> None:
         assert conditions["Stalled"] == ("True", reason)
         assert conditions["Reconciling"] == ("False", reason)
     assert next_poll_interval(None, spec) == timedelta(minutes=10)
+    # The cloud or the API server did not answer: a retry soon may work, upgrade or not.
+    idle = as_stored(reconcile(None, spec, 1, _workflow("Success"), NOW).status)
+    outage = PollFailure("ApiUnavailable", "503")
+    first = reconcile(idle, spec, 1, outage, NOW)
+    second = reconcile(as_stored(first.status), spec, 1, outage, NOW, first.unconfirmed)
+    synced = {c["type"]: c for c in second.status["conditions"]}["Synced"]
+    assert (synced["status"], synced["reason"]) == ("False", "ApiUnavailable")
+    assert next_poll_interval(second.status, spec, second.unconfirmed) == timedelta(seconds=15)
 
 
 # ---------------------------------------------------------------- acknowledge_generation

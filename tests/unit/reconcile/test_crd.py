@@ -155,8 +155,8 @@ def test_every_rule_message_names_its_field(spec_schema: dict[str, Any]) -> None
         ),
         (
             "region",
-            ["ap-southeast-1", "eu-west-101", "my-kualalumpur-1", "region1"],
-            ["AP_1", "ap-", "-ap", "cce.example.com", "a/b"],
+            ["ap-southeast-1", "eu-west-101", "my-kualalumpur-1", "cn-north-4", "ae-ad-1"],
+            ["AP_1", "ap-", "-ap", "cce.example.com", "a/b", "cn-north", "region1", "a-b-1"],
         ),
     ],
 )
@@ -315,3 +315,20 @@ def test_everything_copied_from_the_cloud_is_bounded_as_the_models_bound_it(
         else:
             assert 0 < schema.get("maxLength", 0) <= MAX_STRING, path
     assert status["properties"]["history"]["maxItems"] >= HISTORY_LIMIT_MAX
+
+
+def test_every_region_of_the_official_sdk_passes_the_crd_and_the_operator(
+    spec_schema: dict[str, Any],
+) -> None:
+    from huaweicloudsdkcce.v3.region.cce_region import CceRegion
+
+    from cce_upgrade_watch.cce.endpoints import endpoint_for_region
+
+    [rule] = _rules(spec_schema["properties"]["region"])
+    pattern = re.compile(_cel_regex(rule["rule"]))
+    regions = list(CceRegion.static_fields)
+    assert len(regions) > 30
+    for region in regions:
+        assert pattern.search(region), region
+        parse_watch_spec({**BASE_SPEC, "region": region})
+        assert endpoint_for_region(region) == CceRegion.value_of(region).endpoints[0]

@@ -96,7 +96,10 @@ def test_endpoints_refused(endpoint: str, problem: str) -> None:
         ({"projectId": "ABC"}, "spec.projectId: must be 32 lowercase hexadecimal characters"),
         ({"projectId": "0123456789ABCDEF0123456789ABCDEF"}, "spec.projectId: must be 32"),
         ({"clusterId": "not-a-uuid"}, "spec.clusterId: must be a lowercase UUID"),
-        ({"region": "AP_1"}, "spec.region: must be a region name such as ap-southeast-1"),
+        (
+            {"region": "AP_1"},
+            "spec.region: must be a Huawei Cloud region id such as ap-southeast-1",
+        ),
         ({"pollInterval": "5s"}, "spec.pollInterval: must be at least 10s"),
         ({"pollInterval": "25h"}, "spec.pollInterval: must be at most 24h"),
         ({"pollInterval": "1d"}, "spec.pollInterval: invalid duration '1d': unknown unit 'd'"),

@@ -1,5 +1,7 @@
 """The Helm chart: lints clean, renders what the kustomize base installs by
-default, and narrows RBAC to Roles when given namespaces.
+default (no Secret access anywhere, the admission policy, ingress and egress
+policies), narrows RBAC to Roles when given namespaces, and grants Secrets
+per namespace, by name, or cluster-wide only when asked.
 
 helm is built from the Go module proxy by `hack/helm build` (the e2e chart
 test builds it); without it the tests that run helm skip.
@@ -41,9 +43,12 @@ def objects_by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, 
     return [obj for obj in objects if obj["kind"] == kind]
 
 
-def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (obj,) = objects_by_kind(objects, kind)
+def only(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    (obj,) = [o for o in objects_by_kind(objects, kind) if name in (None, o["metadata"]["name"])]
     return obj
+
+
+FULLNAME = "cuw-cce-upgrade-watch"
 
 
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,8 +96,20 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
             "metrics.serviceMonitor.enabled=true",
         ),
         ("--set", "metrics.enabled=false", "--set", "networkPolicy.enabled=false"),
+        (
+            "--set",
+            "rbac.secretAccess=clusterWide",
+            "--set",
+            "rbac.secretGrants[0].namespace=team-a",
+            "--set",
+            "rbac.secretGrants[0].names={cce-credentials}",
+            "--set",
+            "allowedEndpointHosts={*.gw.example.com}",
+            "--set",
+            "admissionPolicy.enabled=false,networkPolicy.egress.enabled=false",
+        ),
     ],
-    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics"],
+    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics", "secrets"],
 )
 def test_helm_lint_strict(values: tuple[str, ...]) -> None:
     result = helm(helm_binary(), "lint", "--strict", str(CHART), *values)
@@ -103,14 +120,35 @@ def test_helm_lint_strict(values: tuple[str, ...]) -> None:
 def test_defaults_render_what_the_kustomize_base_installs() -> None:
     objects = helm_template(helm_binary())
     assert sorted(obj["kind"] for obj in objects) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
-         "NetworkPolicy"]
+        ["ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
+         "Service", "NetworkPolicy", "NetworkPolicy", "ValidatingAdmissionPolicy",
+         "ValidatingAdmissionPolicyBinding"]
     )  # fmt: skip
-    # The same permissions as manifests/clusterrole.yaml, comments aside.
+    # The same permissions as manifests/, comments aside: no Secret in the main
+    # role, a Secret reader bound nowhere.
     assert (
-        only(objects, "ClusterRole")["rules"]
+        only(objects, "ClusterRole", FULLNAME)["rules"]
         == manifest("ClusterRole", "cce-upgrade-watch")["rules"]
     )
+    assert (
+        only(objects, "ClusterRole", f"{FULLNAME}-secret-reader")["rules"]
+        == manifest("ClusterRole", "cce-upgrade-watch-secret-reader")["rules"]
+    )
+    assert not any(
+        "secrets" in r["resources"] for r in only(objects, "ClusterRole", FULLNAME)["rules"]
+    )
+    # The admission policy and both network policies are the base's.
+    policy = manifest("ValidatingAdmissionPolicy", "cce-upgrade-watch-secret-access")
+    assert only(objects, "ValidatingAdmissionPolicy")["spec"] == policy["spec"]
+    binding = only(objects, "ValidatingAdmissionPolicyBinding")["spec"]
+    assert binding["policyName"] == f"{FULLNAME}-secret-access"
+    assert binding["validationActions"] == ["Deny"]
+    for suffix in ("", "-egress"):
+        ours = only(objects, "NetworkPolicy", FULLNAME + suffix)["spec"]
+        theirs = manifest("NetworkPolicy", "cce-upgrade-watch" + suffix)["spec"]
+        assert ours["policyTypes"] == theirs["policyTypes"]
+        assert ours.get("ingress") == theirs.get("ingress")
+        assert ours.get("egress") == theirs.get("egress")
     base = manifest("Deployment", "cce-upgrade-watch")
     ours, theirs = only(objects, "Deployment")["spec"], base["spec"]
     assert (ours["replicas"], ours["strategy"]) == (theirs["replicas"], theirs["strategy"])
@@ -125,6 +163,7 @@ def test_defaults_render_what_the_kustomize_base_installs() -> None:
     assert set(base_container["args"]) <= set(chart_container["args"])
     assert "--default-poll-interval=5m" in chart_container["args"]
     binding = only(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == FULLNAME
     (subject,) = binding["subjects"]
     assert subject == {
         "kind": "ServiceAccount",
@@ -142,10 +181,11 @@ def test_namespaces_get_roles_and_the_cluster_role_shrinks() -> None:
     namespaced_rules = [r for r in base_rules if r["apiGroups"] != ["apiextensions.k8s.io"]]
     for role in roles:
         assert role["rules"] == namespaced_rules
+        assert not any("secrets" in r["resources"] for r in role["rules"])
     bindings = objects_by_kind(objects, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     # Cluster-wide only what has no namespace: noticing the CRD.
-    assert only(objects, "ClusterRole")["rules"] == [
+    assert only(objects, "ClusterRole", FULLNAME)["rules"] == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
@@ -195,3 +235,59 @@ def test_metrics_can_be_turned_off() -> None:
     assert not objects_by_kind(objects, "Service")
     assert not any(arg.startswith("--metrics-port") for arg in container(objects)["args"])
     assert [port["name"] for port in container(objects)["ports"]] == ["healthz"]
+
+
+@requires_helm
+def test_secret_access_per_namespace_by_name_or_cluster_wide() -> None:
+    # The default: no binding gives the operator any Secret.
+    objects = helm_template(helm_binary())
+    assert [b["roleRef"]["name"] for b in objects_by_kind(objects, "ClusterRoleBinding")] == [
+        FULLNAME
+    ]
+    assert not objects_by_kind(objects, "RoleBinding")
+    # Grants by name, in the namespaces given.
+    objects = helm_template(
+        helm_binary(),
+        "--set", "rbac.secretGrants[0].namespace=team-a",
+        "--set", "rbac.secretGrants[0].names={cce-credentials,cce-token}",
+    )  # fmt: skip
+    role = only(objects, "Role", f"{FULLNAME}-credentials")
+    assert role["metadata"]["namespace"] == "team-a"
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["cce-credentials", "cce-token"],
+            "verbs": ["get"],
+        }
+    ]
+    binding = only(objects, "RoleBinding", f"{FULLNAME}-credentials")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{FULLNAME}-credentials"
+    }  # fmt: skip
+    # Cluster-wide only on request.
+    objects = helm_template(helm_binary(), "--set", "rbac.secretAccess=clusterWide")
+    wide = only(objects, "ClusterRoleBinding", f"{FULLNAME}-secret-reader")
+    assert wide["roleRef"]["name"] == f"{FULLNAME}-secret-reader"
+    result = helm(
+        helm_binary(), "template", "cuw", str(CHART), "--set", "rbac.secretAccess=all", check=False
+    )
+    assert result.returncode != 0
+    assert "perNamespace or clusterWide" in result.stderr
+
+
+@requires_helm
+def test_allowed_endpoint_hosts_and_metrics_scrapers() -> None:
+    objects = helm_template(
+        helm_binary(),
+        "--set", "allowedEndpointHosts={*.gw.example.com,cce.corp.example}",
+        "--set", "networkPolicy.metricsFrom.podLabels.app=vmagent",
+    )  # fmt: skip
+    args = container(objects)["args"]
+    assert "--allowed-endpoint-hosts=*.gw.example.com,cce.corp.example" in args
+    assert "--allow-insecure-loopback" not in args
+    ingress = only(objects, "NetworkPolicy", FULLNAME)["spec"]["ingress"]
+    (metrics,) = [rule for rule in ingress if rule["ports"][0]["port"] == "metrics"]
+    assert metrics["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "prometheus", "app": "vmagent"
+    }  # fmt: skip
