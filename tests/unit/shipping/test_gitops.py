@@ -43,6 +43,8 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "credentials missing": ("Degraded", "Failed", "Failed"),
     "credentials missing mid-upgrade": ("Degraded", "Failed", "Failed"),
     "credentials invalid": ("Degraded", "Failed", "Failed"),
+    "no permission": ("Degraded", "Failed", "Failed"),
+    "no such cluster": ("Degraded", "Failed", "Failed"),
     # A transient poll failure: Ready=False, neither Reconciling nor Stalled.
     # kstatus reads Ready=False as InProgress, so every reader waits.
     "throttled while idle": ("Progressing", "InProgress", "InProgress"),
@@ -200,6 +202,13 @@ def test_flux_expressions_are_stricter_than_kstatus_without_a_status(
     assert judgement.flux.status == "Unknown"
     assert "status" in judgement.flux.error
     assert judgement.argocd.status == "Progressing"
+
+
+def test_flux_names_a_failed_watch_without_its_message(judged: dict[str, Judgement]) -> None:
+    # Flux's CEL reader gives a status, no message: a failed gate names the
+    # watch as Failed, and the reason is read on the watch (as INSTALL.md says).
+    flux = judged["precheck failed"].flux
+    assert (flux.status, flux.message) == ("Failed", "")
 
 
 def test_flux_reads_the_example_file(gitops_oracle: GitOpsOracle, tmp_path: Path) -> None:
