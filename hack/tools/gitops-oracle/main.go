@@ -202,8 +202,15 @@ func readHealthCheckExprs(path string) ([]fluxkustomize.CustomHealthCheck, error
 }
 
 // fluxVerdict is the ResourceStatus kustomize-controller's poller gets for the
-// object. An expression that fails to evaluate gives Unknown with the error:
-// Flux then keeps waiting until the Kustomization's timeout.
+// object. Followed: fluxcd/kustomize-controller at 186fb3b29138,
+// internal/controller/kustomization_controller.go (cel.NewStatusReader(
+// obj.Spec.HealthCheckExprs) becomes one of the poller's CustomStatusReaders),
+// and fluxcd/pkg/runtime/cel's StatusEvaluator.Evaluate (an observedGeneration
+// behind metadata.generation is InProgress; then inProgress, failed, current in
+// that order; nothing true is InProgress). How Flux acts on it (fluxcd/pkg
+// ssa/manager_wait.go): Current passes; Failed ends the wait at once as a failed
+// health check; InProgress and Unknown (an expression that fails to evaluate)
+// wait until the Kustomization's timeout.
 func fluxVerdict(reader fluxengine.StatusReader, u *unstructured.Unstructured) Verdict {
 	resourceStatus, err := reader.ReadStatusForObject(context.Background(), nil, u)
 	if err != nil {
