@@ -17,13 +17,14 @@ upgrades and checks `kubectl wait` itself.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.gitops import ARGOCD_HEALTH, FLUX_EXAMPLE, GitOpsOracle, Judgement
-from tests.unit.shipping._support import CRD_FILE, yaml_document, yaml_documents
+from tests.unit.shipping._support import CRD_FILE, REPO_ROOT, yaml_document, yaml_documents
 from tests.unit.shipping._watches import SCENARIOS, condition, watch
 
 ARGOCD_CM = ARGOCD_HEALTH.parent / "argocd-cm.yaml"
@@ -239,3 +240,18 @@ def test_flux_gate_and_dependent() -> None:
     # The workloads wait for the gate, in the same namespace.
     assert workloads["spec"]["dependsOn"] == [{"name": gate["metadata"]["name"]}]
     assert workloads["metadata"]["namespace"] == gate["metadata"]["namespace"]
+
+
+# ---------------------------------------------------------------- the oracle itself
+
+
+def test_install_doc_names_the_versions_the_oracle_builds() -> None:
+    go_mod = (REPO_ROOT / "hack" / "tools" / "gitops-oracle" / "go.mod").read_text()
+    required = dict(re.findall(r"^\t(\S+) (v\S+)$", go_mod, flags=re.MULTILINE))
+    install = (REPO_ROOT / "docs" / "INSTALL.md").read_text()
+    for module, mentioned in (
+        ("sigs.k8s.io/cli-utils", "`sigs.k8s.io/cli-utils`"),
+        ("github.com/fluxcd/pkg/runtime", "`github.com/fluxcd/pkg/runtime/cel`"),
+        ("github.com/yuin/gopher-lua", "gopher-lua"),
+    ):
+        assert f"{mentioned} {required[module]}" in " ".join(install.split()), module
