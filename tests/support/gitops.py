@@ -3,9 +3,10 @@
 The oracle is a small Go program that runs the tools' own libraries on objects
 given as JSON: sigs.k8s.io/cli-utils' kstatus `status.Compute`, the Flux
 example's `healthCheckExprs` through github.com/fluxcd/pkg/runtime/cel (as
-kustomize-controller evaluates them), and `health.lua` in gopher-lua the way
-Argo CD runs it. Tests hand it objects and compare its verdicts with what the
-README and docs/INSTALL.md promise.
+kustomize-controller evaluates them) and Flux's kstatus fork (its verdict
+without those expressions), and `health.lua` in gopher-lua the way Argo CD
+runs it. Tests hand it objects and compare its verdicts with what the README
+and docs/INSTALL.md promise.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Judgement:
     name: str
     kstatus: Verdict
     flux: Verdict
+    #: Flux without healthCheckExprs (the object only listed in healthChecks).
+    flux_kstatus: Verdict
     argocd: Verdict
 
     def summary(self) -> tuple[str, str, str]:
@@ -86,6 +89,7 @@ class GitOpsOracle:
                 name=item["name"],
                 kstatus=_verdict(item["kstatus"]),
                 flux=_verdict(item["flux"]),
+                flux_kstatus=_verdict(item["fluxKstatus"]),
                 argocd=_verdict(item["argocd"]),
             )
             for item in json.loads(result.stdout)

@@ -5,7 +5,9 @@
 //     Flux's kstatus fork conclude for a custom resource);
 //   - Flux: the healthCheckExprs of a Kustomization, read from the given file
 //     and evaluated by github.com/fluxcd/pkg/runtime/cel's StatusReader, the
-//     reader kustomize-controller hands its status poller;
+//     reader kustomize-controller hands its status poller; and, for a
+//     Kustomization that lists the object in healthChecks without expressions,
+//     Flux's kstatus fork (github.com/fluxcd/cli-utils status.Compute);
 //   - Argo CD: a resource health Lua script run in gopher-lua exactly as Argo CD
 //     runs it (the same libraries opened, `obj` built the same way, the result
 //     read the same way).
@@ -56,7 +58,9 @@ type Result struct {
 	Name      string  `json:"name"`
 	KStatus   Verdict `json:"kstatus"`
 	Flux      Verdict `json:"flux"`
-	ArgoCD    Verdict `json:"argocd"`
+	// FluxKStatus: Flux's verdict without healthCheckExprs (plain healthChecks).
+	FluxKStatus Verdict `json:"fluxKstatus"`
+	ArgoCD      Verdict `json:"argocd"`
 }
 
 func main() {
@@ -96,11 +100,12 @@ func run(fluxFile, argoHealth string, in io.Reader, out io.Writer) error {
 	results := make([]Result, 0, len(objects))
 	for _, u := range objects {
 		results = append(results, Result{
-			Namespace: u.GetNamespace(),
-			Name:      u.GetName(),
-			KStatus:   kstatusVerdict(u.DeepCopy()),
-			Flux:      fluxVerdict(fluxReader, u.DeepCopy()),
-			ArgoCD:    argoVerdict(u.DeepCopy(), string(script)),
+			Namespace:   u.GetNamespace(),
+			Name:        u.GetName(),
+			KStatus:     kstatusVerdict(u.DeepCopy()),
+			Flux:        fluxVerdict(fluxReader, u.DeepCopy()),
+			FluxKStatus: fluxKStatusVerdict(u.DeepCopy()),
+			ArgoCD:      argoVerdict(u.DeepCopy(), string(script)),
 		})
 	}
 	encoder := json.NewEncoder(out)
@@ -154,6 +159,16 @@ func kstatusVerdict(u *unstructured.Unstructured) Verdict {
 }
 
 // ---------------------------------------------------------------- Flux
+
+// fluxKStatusVerdict is what Flux's default status reader concludes for a
+// custom resource it has no expressions for: its kstatus fork's Compute.
+func fluxKStatusVerdict(u *unstructured.Unstructured) Verdict {
+	result, err := fluxstatus.Compute(u)
+	if err != nil {
+		return Verdict{Status: fluxstatus.UnknownStatus.String(), Error: err.Error()}
+	}
+	return Verdict{Status: result.Status.String(), Message: result.Message}
+}
 
 // readHealthCheckExprs returns spec.healthCheckExprs of the one Kustomization
 // in the file that has them, decoded into Flux's own type (unknown fields are

@@ -205,6 +205,15 @@ def test_flux_expressions_are_stricter_than_kstatus_without_a_status(
     assert judgement.argocd.status == "Progressing"
 
 
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_flux_without_the_expressions_concludes_as_kstatus(
+    name: str, judged: dict[str, Judgement]
+) -> None:
+    # A Kustomization that only lists the watch in healthChecks: Flux's kstatus
+    # fork (github.com/fluxcd/cli-utils) agrees with cli-utils' kstatus.
+    assert judged[name].flux_kstatus == judged[name].kstatus
+
+
 def test_flux_names_a_failed_watch_without_its_message(judged: dict[str, Judgement]) -> None:
     # Flux's CEL reader gives a status, no message: a failed gate names the
     # watch as Failed, and the reason is read on the watch (as INSTALL.md says).
