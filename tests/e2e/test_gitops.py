@@ -10,7 +10,8 @@ once) on the same resourceVersion. The promises:
 - Flux's gate blocks (InProgress) while an upgrade runs and fails (Failed) on a
   stuck one or on polling that needs a person;
 - Argo CD shows Progressing / Degraded / Healthy / Suspended as INSTALL.md's table says;
-- `kubectl wait --for=condition=Ready` returns exactly when kstatus says Current.
+- `kubectl wait --for=condition=Ready` returns exactly when kstatus says Current
+  (and Flux's own kstatus, for a plain `healthChecks` entry, says the same).
 Several watches share the session's one operator, so these are two tests.
 """
 
@@ -66,6 +67,8 @@ def expect(
     context = f"{name}: {judgement}\nstatus: {json.dumps(obj.get('status'))}"
     assert judgement.summary() == verdicts, context
     assert waited == (judgement.kstatus.status == "Current"), context
+    # Flux with the watch only in healthChecks (its kstatus fork) agrees.
+    assert judgement.flux_kstatus == judgement.kstatus, context
     # The example's expressions and the script evaluate cleanly on what the operator writes.
     assert not judgement.flux.error, context
     assert not judgement.argocd.error, context
