@@ -77,6 +77,22 @@ def expect(
     return obj
 
 
+def watch_upgrade(
+    world: World,
+    name: str,
+    cluster_fields: dict[str, Any] | None = None,
+    workflow_fields: dict[str, Any] | None = None,
+    **steps: Any,
+) -> str:
+    """A cluster with an upgrade workflow of FOUR_TASKS (`timeline(**steps)`), a watch
+    `name` on it, seen in Init; returns the cluster's id."""
+    cluster = world.sim.add_cluster(**(cluster_fields or {}))
+    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS, **steps), **(workflow_fields or {}))
+    world.create_watch(name, cluster)
+    world.wait_status(name, phase="Init")
+    return cluster
+
+
 def test_gitops_verdicts_through_upgrades(world: World, gitops_oracle: GitOpsOracle) -> None:
     world.create_secret()
 
@@ -88,10 +104,7 @@ def test_gitops_verdicts_through_upgrades(world: World, gitops_oracle: GitOpsOra
 
     # A successful upgrade: waiting in Init (no task runs: Ready, UpgradeNotStarted),
     # running (the gate blocks), over (open again).
-    cluster = world.sim.add_cluster(version="v1.28.3-r0")
-    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS), targetVersion="v1.29.1-r0")
-    world.create_watch("success", cluster)
-    world.wait_status("success", phase="Init")
+    watch_upgrade(world, "success", {"version": "v1.28.3-r0"}, {"targetVersion": "v1.29.1-r0"})
     world.wait_condition("success", "Ready", "True", "UpgradeNotStarted")
     expect(world, gitops_oracle, "success", HEALTHY, argocd_message_from="Ready")
     world.sim.advance(2 * STEP)  # PreCheck queued, then running
@@ -105,10 +118,7 @@ def test_gitops_verdicts_through_upgrades(world: World, gitops_oracle: GitOpsOra
     expect(world, gitops_oracle, "success", HEALTHY, argocd_message_from="Ready")
 
     # The pre-check fails: the upgrade is stuck (phase Pending); Flux fails the gate.
-    cluster = world.sim.add_cluster()
-    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS, fail="PreCheck"))
-    world.create_watch("precheck", cluster)
-    world.wait_status("precheck", phase="Init")
+    watch_upgrade(world, "precheck", fail="PreCheck")
     world.sim.advance(3 * STEP)  # queued, ran, failed
     world.poll_now("precheck")
     world.wait_status("precheck", phase="Pending")
@@ -117,10 +127,7 @@ def test_gitops_verdicts_through_upgrades(world: World, gitops_oracle: GitOpsOra
 
     # The Cluster task fails and a rollback follows: stuck, then running the
     # rollback, then stuck again (the workflow stays Pending after a rollback).
-    cluster = world.sim.add_cluster()
-    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS, fail="Cluster", rollback=True))
-    world.create_watch("rollback", cluster)
-    world.wait_status("rollback", phase="Init")
+    watch_upgrade(world, "rollback", fail="Cluster", rollback=True)
     world.sim.advance(7 * STEP)
     world.poll_now("rollback")
     world.wait_status("rollback", phase="Pending", currentTask="Cluster")
@@ -139,10 +146,7 @@ def test_gitops_verdicts_through_upgrades(world: World, gitops_oracle: GitOpsOra
     expect(world, gitops_oracle, "rollback", DEGRADED, argocd_message_from="Stalled")
 
     # Cancelled after a failed pre-check: over, nothing runs, nothing stuck.
-    cluster = world.sim.add_cluster()
-    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS, fail="PreCheck"))
-    world.create_watch("cancelled", cluster)
-    world.wait_status("cancelled", phase="Init")
+    cluster = watch_upgrade(world, "cancelled", fail="PreCheck")
     world.sim.advance(3 * STEP)
     world.sim.force(cluster, phase="Cancel")
     world.poll_now("cancelled")
@@ -173,10 +177,7 @@ def test_gitops_verdicts_when_polling_needs_a_person_suspend_and_spec_change(
 
     # Suspended mid-upgrade: Argo CD says Suspended; the kept status still says an
     # upgrade runs, so kstatus and Flux keep the gate closed.
-    cluster = world.sim.add_cluster()
-    world.sim.start_workflow(cluster, timeline(*FOUR_TASKS))
-    world.create_watch("suspended", cluster)
-    world.wait_status("suspended", phase="Init")
+    watch_upgrade(world, "suspended")
     world.sim.advance(2 * STEP)
     world.poll_now("suspended")
     world.wait_status("suspended", phase="Running")
