@@ -46,6 +46,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "credentials invalid": ("Degraded", "Failed", "Failed"),
     "no permission": ("Degraded", "Failed", "Failed"),
     "no such cluster": ("Degraded", "Failed", "Failed"),
+    "endpoint not allowed": ("Degraded", "Failed", "Failed"),
     # A transient poll failure: Ready=False, neither Reconciling nor Stalled.
     # kstatus reads Ready=False as InProgress, so every reader waits.
     "throttled while idle": ("Progressing", "InProgress", "InProgress"),
