@@ -33,6 +33,9 @@ cluster-bin: ## build (or reuse) kube-apiserver, kube-controller-manager, kubect
 helm-bin: ## build (or reuse) helm, for the chart tests
 	hack/helm build
 
+gitops-oracle: ## build (or reuse) the GitOps oracle (kstatus, Flux CEL, Argo CD Lua), for the GitOps tests
+	hack/gitops-oracle build
+
 $(CHECKOV):
 	$(PYTHON) -m venv $(CACHE)/checkov-$(CHECKOV_VERSION)
 	$(CACHE)/checkov-$(CHECKOV_VERSION)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
@@ -44,10 +47,10 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff format --check operator tests benchmarks
 	$(BIN)/mypy
 
-test-unit: $(STAMP) ## unit tests only (no cluster needed)
+test-unit: $(STAMP) gitops-oracle ## unit tests only (no cluster needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) cluster-bin helm-bin checkov lint ## everything: venv, control-plane binaries, lint, all tests
+test: $(STAMP) cluster-bin helm-bin gitops-oracle checkov lint ## everything: venv, control-plane binaries, lint, all tests
 	CHECKOV=$(CHECKOV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
@@ -59,4 +62,4 @@ bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
 
-.PHONY: help venv cluster-bin helm-bin checkov lint test-unit test demo bench clean
+.PHONY: help venv cluster-bin helm-bin gitops-oracle checkov lint test-unit test demo bench clean

@@ -82,6 +82,11 @@ CREDENTIALS_MISSING = PollFailure(
     "CredentialsNotFound", "Secret 'cce-credentials' not found in namespace 'team-a'"
 )
 CREDENTIALS_INVALID = PollFailure("CredentialsInvalid", "CCE answered 401: the key was rejected")
+FORBIDDEN = PollFailure("Forbidden", "CCE answered 403: the user may not list upgrade workflows")
+CLUSTER_NOT_FOUND = PollFailure("ClusterNotFound", "CCE answered 404: no such cluster")
+ENDPOINT_NOT_ALLOWED = PollFailure(
+    "EndpointNotAllowed", "credentials go only to the allowed endpoint hosts"
+)
 THROTTLED = PollFailure("Throttled", "CCE answered 429: too many requests")
 UNAVAILABLE = PollFailure("ApiUnavailable", "CCE answered 503")
 
@@ -142,6 +147,9 @@ SCENARIOS = {
         Scenario("credentials missing", (CREDENTIALS_MISSING,)),
         Scenario("credentials missing mid-upgrade", (INIT, RUNNING, CREDENTIALS_MISSING)),
         Scenario("credentials invalid", (SUCCESS, CREDENTIALS_INVALID)),
+        Scenario("no permission", (FORBIDDEN,)),
+        Scenario("no such cluster", (CLUSTER_NOT_FOUND,)),
+        Scenario("endpoint not allowed", (ENDPOINT_NOT_ALLOWED,)),
         # A failure episode opens at the second failed poll in a row.
         Scenario("throttled while idle", (SUCCESS, THROTTLED, THROTTLED)),
         Scenario("throttled mid-upgrade", (INIT, RUNNING, THROTTLED, THROTTLED)),

@@ -1,37 +1,41 @@
-"""GitOps integrations judged on what the operator really writes.
+"""GitOps integrations judged by the GitOps tools' own libraries, on what the operator writes.
 
 Every object comes from `_watches.py`: statuses made by the real reconcile core
-for each scenario. Then:
-- Argo CD's health check (health.lua) runs in Lua 5.1, the dialect of Argo CD's
-  gopher-lua, and argocd-cm.yaml carries the same script;
-- kstatus' rules for a generic custom resource (what Flux's health checks,
-  cli-utils and `kubectl wait` rely on) give Current / InProgress / Failed;
-- the Flux example's CEL health expressions are evaluated with cel-python.
+for each scenario. The GitOps oracle (hack/gitops-oracle, see
+tests/support/gitops.py) then runs, on each object:
+- kstatus' `status.Compute` from sigs.k8s.io/cli-utils (what cli-utils, kpt and
+  Flux's plain `healthChecks` conclude);
+- the Flux example's `healthCheckExprs`, read from
+  manifests/integrations/flux/kustomizations.yaml and evaluated by
+  github.com/fluxcd/pkg/runtime/cel as kustomize-controller does;
+- manifests/integrations/argocd/health.lua in gopher-lua, with `obj` built and
+  the result read as Argo CD does.
+The e2e counterpart (tests/e2e/test_gitops.py) judges live objects after real
+upgrades and checks `kubectl wait` itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from pathlib import Path
 from typing import Any
 
-import celpy
 import pytest
-from celpy.adapter import json_to_cel
-from celpy.evaluation import CELEvalError
-from lupa import lua51
 
-from tests.unit.shipping._support import CRD_FILE, INTEGRATIONS, yaml_document, yaml_documents
+from tests.support.gitops import ARGOCD_HEALTH, FLUX_EXAMPLE, GitOpsOracle, Judgement
+from tests.unit.shipping._support import CRD_FILE, REPO_ROOT, yaml_document, yaml_documents
 from tests.unit.shipping._watches import SCENARIOS, condition, watch
 
-HEALTH_LUA = INTEGRATIONS / "argocd" / "health.lua"
-ARGOCD_CM = INTEGRATIONS / "argocd" / "argocd-cm.yaml"
-FLUX = INTEGRATIONS / "flux" / "kustomizations.yaml"
+ARGOCD_CM = ARGOCD_HEALTH.parent / "argocd-cm.yaml"
 
 # scenario: (Argo CD health, kstatus, Flux with the example's healthCheckExprs)
 EXPECTED: dict[str, tuple[str, str, str]] = {
+    # The CRD stores a new object with `observedGeneration: 0`, so every reader
+    # waits for the first poll instead of passing the gate.
     "new, no status yet": ("Progressing", "InProgress", "InProgress"),
     "no upgrade ever": ("Healthy", "Current", "Current"),
-    # Init: no task runs, and a workflow may sit in Init for days (design.md).
+    # Init: the workflow exists but no task runs (and may not for days).
     "upgrade queued (Init)": ("Healthy", "Current", "Current"),
     "upgrade running": ("Progressing", "InProgress", "InProgress"),
     "upgrade succeeded": ("Healthy", "Current", "Current"),
@@ -40,12 +44,14 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "credentials missing": ("Degraded", "Failed", "Failed"),
     "credentials missing mid-upgrade": ("Degraded", "Failed", "Failed"),
     "credentials invalid": ("Degraded", "Failed", "Failed"),
-    # A transient poll failure is neither progress nor failure to kstatus: the
-    # last known data says no upgrade runs. Argo CD and the Flux expressions,
-    # which require Ready=True, wait instead.
-    "throttled while idle": ("Progressing", "Current", "InProgress"),
+    "no permission": ("Degraded", "Failed", "Failed"),
+    "no such cluster": ("Degraded", "Failed", "Failed"),
+    "endpoint not allowed": ("Degraded", "Failed", "Failed"),
+    # A transient poll failure: Ready=False, neither Reconciling nor Stalled.
+    # kstatus reads Ready=False as InProgress, so every reader waits.
+    "throttled while idle": ("Progressing", "InProgress", "InProgress"),
     "throttled mid-upgrade": ("Progressing", "InProgress", "InProgress"),
-    "API unavailable while idle": ("Progressing", "Current", "InProgress"),
+    "API unavailable while idle": ("Progressing", "InProgress", "InProgress"),
     # One failed poll after a good one may be a glitch: nothing changes yet.
     "one dropped answer while idle": ("Healthy", "Current", "Current"),
     "spec changed, not yet observed": ("Progressing", "InProgress", "InProgress"),
@@ -54,27 +60,29 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def judged(gitops_oracle: GitOpsOracle) -> dict[str, Judgement]:
+    """Every scenario judged in one run of the oracle."""
+    names = list(SCENARIOS)
+    return dict(zip(names, gitops_oracle.judge_all([watch(n) for n in names]), strict=True))
+
+
 def test_every_scenario_has_expectations() -> None:
     assert set(EXPECTED) == set(SCENARIOS)
 
 
-# ---------------------------------------------------------------- Argo CD
-
-
-def argocd_health(obj: Mapping[str, Any], script: str | None = None) -> dict[str, str]:
-    """Run the health script as Argo CD does: `obj` a global, the script returns a table."""
-    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
-    lua.globals().obj = lua.table_from(dict(obj), recursive=True)
-    result = lua.execute(script if script is not None else HEALTH_LUA.read_text())
-    return {str(key): str(value) for key, value in result.items()}
-
-
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_argocd_health(name: str) -> None:
-    obj = watch(name)
-    health = argocd_health(obj)
-    assert health["status"] == EXPECTED[name][0], health
-    assert health["message"]
+def test_argocd_kstatus_and_flux(name: str, judged: dict[str, Judgement]) -> None:
+    judgement = judged[name]
+    assert judgement.summary() == EXPECTED[name], judgement
+    # What the operator writes never makes an expression or the script fail:
+    # Flux would wait for its timeout, Argo CD would show Unknown.
+    assert not judgement.flux.error, judgement.flux
+    assert not judgement.argocd.error, judgement.argocd
+    assert judgement.argocd.message
+
+
+# ---------------------------------------------------------------- Argo CD
 
 
 @pytest.mark.parametrize(
@@ -84,19 +92,22 @@ def test_argocd_health(name: str) -> None:
         ("credentials missing", "Stalled"),
         ("upgrade running", "Reconciling"),
         ("upgrade succeeded", "Ready"),
+        ("upgrade queued (Init)", "Ready"),
         ("throttled while idle", "Ready"),
     ],
 )
-def test_argocd_message_is_the_deciding_conditions(name: str, condition_type: str) -> None:
-    obj = watch(name)
-    deciding = condition(obj, condition_type)
+def test_argocd_message_is_the_deciding_conditions(
+    name: str, condition_type: str, judged: dict[str, Judgement]
+) -> None:
+    deciding = condition(watch(name), condition_type)
     assert deciding is not None
-    assert argocd_health(obj)["message"] == deciding["message"]
+    assert judged[name].argocd.message == deciding["message"]
 
 
-def test_argocd_waits_for_a_lagging_generation() -> None:
-    health = argocd_health(watch("spec changed, not yet observed"))
-    assert health["message"] == "Waiting for the operator to observe generation 2"
+def test_argocd_waits_for_a_lagging_generation(judged: dict[str, Judgement]) -> None:
+    assert judged["spec changed, not yet observed"].argocd.message == (
+        "Waiting for the operator to observe generation 2"
+    )
 
 
 def test_argocd_cm_carries_the_script_verbatim() -> None:
@@ -106,49 +117,57 @@ def test_argocd_cm_carries_the_script_verbatim() -> None:
     assert config_map["kind"] == "ConfigMap"
     assert config_map["metadata"]["name"] == "argocd-cm"
     assert list(config_map["data"]) == [key]
-    assert config_map["data"][key] == HEALTH_LUA.read_text()
+    assert config_map["data"][key] == ARGOCD_HEALTH.read_text()
+
+
+def test_argocd_reports_a_broken_script_as_unknown(
+    gitops_oracle: GitOpsOracle, tmp_path: Path
+) -> None:
+    # The oracle reads the result as Argo CD does: a status outside Argo CD's
+    # set is Unknown, a runtime error is Unknown with the error. Proves the
+    # verdicts above come from running the script, not from a default.
+    invalid = tmp_path / "invalid.lua"
+    invalid.write_text('return {status = "Fine", message = "m"}')
+    verdict = gitops_oracle.judge(watch("upgrade succeeded"), argocd_health=invalid).argocd
+    assert (verdict.status, verdict.message) == ("Unknown", "Lua returned an invalid health status")
+    failing = tmp_path / "failing.lua"
+    failing.write_text("return obj.status.nothing.here")
+    verdict = gitops_oracle.judge(watch("upgrade succeeded"), argocd_health=failing).argocd
+    assert verdict.status == "Unknown"
+    assert "nil" in verdict.error
 
 
 # ---------------------------------------------------------------- kstatus
 
 
-def kstatus(obj: Mapping[str, Any]) -> str:
-    """kstatus' status of a custom resource it has no special rules for.
-
-    As cli-utils' `checkGenericProperties` (then the default "Current"): a
-    deletion is Terminating; an observedGeneration behind metadata.generation is
-    InProgress; then the first of `Reconciling=True` (InProgress) or
-    `Stalled=True` (Failed) in list order; otherwise Current.
-    """
-    metadata = obj["metadata"]
-    if metadata.get("deletionTimestamp"):
-        return "Terminating"
-    status = obj.get("status") or {}
-    observed = status.get("observedGeneration")
-    if observed is not None and observed != metadata.get("generation"):
-        return "InProgress"
-    for item in status.get("conditions") or []:
-        if item["type"] == "Reconciling" and item["status"] == "True":
-            return "InProgress"
-        if item["type"] == "Stalled" and item["status"] == "True":
-            return "Failed"
-    return "Current"
-
-
-@pytest.mark.parametrize("name", list(EXPECTED))
-def test_kstatus(name: str) -> None:
-    assert kstatus(watch(name)) == EXPECTED[name][1]
-
-
-def test_kstatus_would_report_a_deletion() -> None:
-    obj = watch("upgrade running")
+def test_kstatus_reports_a_deletion(gitops_oracle: GitOpsOracle) -> None:
+    obj = watch("upgrade succeeded")
     obj["metadata"]["deletionTimestamp"] = "2024-03-01T09:00:00Z"
-    assert kstatus(obj) == "Terminating"
+    judgement = gitops_oracle.judge(obj)
+    assert judgement.kstatus.status == "Terminating"
+    assert judgement.argocd.status == "Progressing"  # Argo CD's own "Pending deletion"
+
+
+def kubectl_wait_for_ready_returns(obj: dict[str, Any]) -> bool:
+    """`kubectl wait --for=condition=Ready` on this object: Ready=True, unless the
+    condition's (else the status') observedGeneration is behind metadata.generation
+    (k8s.io/kubectl pkg/cmd/wait/condition.go, checkCondition). The e2e test runs
+    kubectl itself; this covers every scenario here."""
+    ready = condition(obj, "Ready")
+    if ready is None:
+        return False
+    observed = ready.get("observedGeneration", obj.get("status", {}).get("observedGeneration"))
+    if observed is not None and observed < obj["metadata"]["generation"]:
+        return False
+    return bool(ready["status"] == "True")
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_conditions_follow_the_kstatus_conventions(name: str) -> None:
+def test_conditions_follow_the_kstatus_conventions(name: str, judged: dict[str, Judgement]) -> None:
     obj = watch(name)
+    current = judged[name].kstatus.status == "Current"
+    # `kubectl wait --for=condition=Ready` returns exactly when kstatus says Current.
+    assert kubectl_wait_for_ready_returns(obj) == current
     status = obj.get("status")
     if status is None or "conditions" not in status:
         return  # not polled yet: nothing to be consistent about
@@ -158,14 +177,10 @@ def test_conditions_follow_the_kstatus_conventions(name: str) -> None:
     assert reconciling is not None
     assert stalled is not None
     assert ready is not None
-    # Never both: kstatus would pick whichever comes first in the list.
+    # Never both: kstatus reads whichever comes first in the list.
     assert not (reconciling["status"] == "True" and stalled["status"] == "True")
-    # Ready=True means Current (once the generation is observed) ...
-    observed = status["observedGeneration"] == obj["metadata"]["generation"]
-    if ready["status"] == "True" and observed:
-        assert kstatus(obj) == "Current"
-    # ... and Current never hides an upgrade in progress or a stuck one.
-    if kstatus(obj) == "Current":
+    # Current never hides an upgrade in progress or a stuck one.
+    if current:
         assert reconciling["status"] == "False"
         assert stalled["status"] == "False"
     # Each condition says which generation it is about.
@@ -176,49 +191,51 @@ def test_conditions_follow_the_kstatus_conventions(name: str) -> None:
 # ---------------------------------------------------------------- Flux
 
 
-def flux_documents() -> list[dict[str, Any]]:
-    return yaml_documents(FLUX)
-
-
-def health_expressions() -> dict[str, str]:
-    gate = flux_documents()[0]
-    (exprs,) = gate["spec"]["healthCheckExprs"]
-    return {key: exprs[key] for key in ("inProgress", "failed", "current")}
-
-
-def cel_true(expression: str, obj: Mapping[str, Any]) -> bool:
-    """Evaluate as Flux does (the object's top-level fields are the variables); an
-    evaluation error counts as no match (Flux then keeps waiting)."""
-    environment = celpy.Environment()
-    program = environment.program(environment.compile(expression))
-    activation = {key: json_to_cel(value) for key, value in obj.items()}
-    try:
-        return bool(program.evaluate(activation))
-    except CELEvalError:
-        return False
-
-
-def flux_status(obj: Mapping[str, Any]) -> str:
-    expressions = health_expressions()
-    observed = (obj.get("status") or {}).get("observedGeneration")
-    if observed is not None and observed != obj["metadata"]["generation"]:
-        return "InProgress"
-    if cel_true(expressions["inProgress"], obj):
-        return "InProgress"
-    if cel_true(expressions["failed"], obj):
-        return "Failed"
-    if cel_true(expressions["current"], obj):
-        return "Current"
-    return "InProgress"  # nothing matched: Flux waits until its timeout
+def test_flux_expressions_are_stricter_than_kstatus_without_a_status(
+    gitops_oracle: GitOpsOracle,
+) -> None:
+    # An object stored without any status (a CRD older than the one shipped,
+    # which defaults `observedGeneration: 0`): kstatus finds nothing to object
+    # to, the example's expressions cannot evaluate, and Flux keeps waiting.
+    obj = watch("no upgrade ever")
+    del obj["status"]
+    judgement = gitops_oracle.judge(obj)
+    assert judgement.kstatus.status == "Current"
+    assert judgement.flux.status == "Unknown"
+    assert "status" in judgement.flux.error
+    assert judgement.argocd.status == "Progressing"
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_flux_health_expressions(name: str) -> None:
-    assert flux_status(watch(name)) == EXPECTED[name][2]
+def test_flux_without_the_expressions_concludes_as_kstatus(
+    name: str, judged: dict[str, Judgement]
+) -> None:
+    # A Kustomization that only lists the watch in healthChecks: Flux's kstatus
+    # fork (github.com/fluxcd/cli-utils) agrees with cli-utils' kstatus.
+    assert judged[name].flux_kstatus == judged[name].kstatus
+
+
+def test_flux_names_a_failed_watch_without_its_message(judged: dict[str, Judgement]) -> None:
+    # Flux's CEL reader gives a status, no message: a failed gate names the
+    # watch as Failed, and the reason is read on the watch (as INSTALL.md says).
+    flux = judged["precheck failed"].flux
+    assert (flux.status, flux.message) == ("Failed", "")
+
+
+def test_flux_reads_the_example_file(gitops_oracle: GitOpsOracle, tmp_path: Path) -> None:
+    # The oracle evaluates the file's expressions, not a copy: change one and
+    # the verdict follows.
+    gate, workloads = yaml_documents(FLUX_EXAMPLE)
+    gate["spec"]["healthCheckExprs"][0]["current"] = "false"
+    changed = tmp_path / "kustomizations.yaml"
+    changed.write_text(json.dumps(gate) + "\n---\n" + json.dumps(workloads))
+    obj = watch("upgrade succeeded")
+    assert gitops_oracle.judge(obj).flux.status == "Current"
+    assert gitops_oracle.judge(obj, flux=changed).flux.status == "InProgress"
 
 
 def test_flux_gate_and_dependent() -> None:
-    gate, workloads = flux_documents()
+    gate, workloads = yaml_documents(FLUX_EXAMPLE)
     crd = yaml_document(CRD_FILE)["spec"]
     api_version = f"{crd['group']}/{crd['versions'][0]['name']}"
     for doc in (gate, workloads):
@@ -233,3 +250,18 @@ def test_flux_gate_and_dependent() -> None:
     # The workloads wait for the gate, in the same namespace.
     assert workloads["spec"]["dependsOn"] == [{"name": gate["metadata"]["name"]}]
     assert workloads["metadata"]["namespace"] == gate["metadata"]["namespace"]
+
+
+# ---------------------------------------------------------------- the oracle itself
+
+
+def test_install_doc_names_the_versions_the_oracle_builds() -> None:
+    go_mod = (REPO_ROOT / "hack" / "tools" / "gitops-oracle" / "go.mod").read_text()
+    required = dict(re.findall(r"^\t(\S+) (v\S+)$", go_mod, flags=re.MULTILINE))
+    install = (REPO_ROOT / "docs" / "INSTALL.md").read_text()
+    for module, mentioned in (
+        ("sigs.k8s.io/cli-utils", "`sigs.k8s.io/cli-utils`"),
+        ("github.com/fluxcd/pkg/runtime", "`github.com/fluxcd/pkg/runtime/cel`"),
+        ("github.com/yuin/gopher-lua", "gopher-lua"),
+    ):
+        assert f"{mentioned} {required[module]}" in " ".join(install.split()), module
