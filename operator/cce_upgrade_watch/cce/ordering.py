@@ -45,12 +45,31 @@ def is_active(workflow: UpgradeWorkflow) -> bool:
 
 
 def current_first(workflows: Iterable[UpgradeWorkflow]) -> list[UpgradeWorkflow]:
-    """The current workflow first, then every other one newest first."""
+    """The current workflow first, then every other one newest first.
+
+    A uid names one workflow: when an answer lists the same uid twice, only the
+    first in this order is kept, so the status never holds two entries that the
+    Events (which match workflows by uid) could pair up differently next time.
+    """
     ordered = newest_first(workflows)
     for index, workflow in enumerate(ordered):
         if is_active(workflow):
-            return [workflow, *ordered[:index], *ordered[index + 1 :]]
-    return ordered
+            ordered = [workflow, *ordered[:index], *ordered[index + 1 :]]
+            break
+    return _first_of_each_uid(ordered)
+
+
+def _first_of_each_uid(workflows: list[UpgradeWorkflow]) -> list[UpgradeWorkflow]:
+    seen: set[str] = set()
+    kept = []
+    for workflow in workflows:
+        uid = workflow.metadata.uid
+        if uid is not None:
+            if uid in seen:
+                continue
+            seen.add(uid)
+        kept.append(workflow)
+    return kept
 
 
 def _creation_key(workflow: UpgradeWorkflow) -> tuple[bool, float, float, str]:

@@ -74,3 +74,19 @@ def test_check_and_the_operator_pick_the_same_workflow_on_equal_timestamps() -> 
         checked = current_first(order)[0].metadata.uid
         result = reconcile(None, make_spec(), 1, WorkflowsFetched(order), datetime.now(UTC))
         assert result.status["workflowID"] == checked == "c1"
+
+
+def test_a_uid_listed_twice_is_kept_once_the_current_copy() -> None:
+    """A hostile or broken answer repeating a uid must not put two entries of one
+    workflow into the status (the property test found replays that then emitted a
+    PhaseChanged Event from nothing)."""
+    body = workflow_list(
+        workflow("dup", phase="Success", created="2024-06-01T09:00:00Z"),
+        workflow("other", phase="Success", created="2024-06-01T08:00:00Z"),
+        workflow("dup", phase="Running", created="2024-06-01T07:00:00Z"),
+    )
+    items = parse_workflow_list(body).items
+    ordered = current_first(items)
+    assert _uids(ordered) == ["dup", "other"]
+    assert ordered[0].status.phase == "Running"
+    assert _uids(current_first(reversed(items))) == ["dup", "other"]
