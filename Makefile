@@ -17,12 +17,14 @@ CHECKOV := $(CACHE)/checkov-$(CHECKOV_VERSION)/bin/checkov
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Dependencies exactly as locked (hashes checked; hack/lock refreshes the files), then
+# the project itself, editable, built by the locked setuptools without a download.
+$(STAMP): pyproject.toml requirements/test.txt requirements/build.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	  || { echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/test.txt -r requirements/build.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv with the project and its test tools
@@ -35,6 +37,12 @@ helm-bin: ## build (or reuse) helm, for the chart tests
 
 gitops-oracle: ## build (or reuse) the GitOps oracle (kstatus, Flux CEL, Argo CD Lua), for the GitOps tests
 	hack/gitops-oracle build
+
+image-deps: ## install (once) the Debian packages the image tests need: podman, runc, mmdebstrap
+	hack/host-packages image
+
+image: image-deps ## build the operator image from the Dockerfile with podman (cached)
+	hack/image build
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(CACHE)/checkov-$(CHECKOV_VERSION)
@@ -50,7 +58,7 @@ lint: $(STAMP) ## ruff and mypy
 test-unit: $(STAMP) gitops-oracle ## unit tests only (no cluster needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) cluster-bin helm-bin gitops-oracle checkov lint ## everything: venv, control-plane binaries, lint, all tests
+test: $(STAMP) cluster-bin helm-bin gitops-oracle checkov image-deps lint ## everything: venv, control-plane binaries, lint, all tests
 	CHECKOV=$(CHECKOV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
@@ -62,4 +70,4 @@ bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
 
-.PHONY: help venv cluster-bin helm-bin gitops-oracle checkov lint test-unit test demo bench clean
+.PHONY: help venv cluster-bin helm-bin gitops-oracle image-deps image checkov lint test-unit test demo bench clean

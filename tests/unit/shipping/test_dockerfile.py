@@ -1,9 +1,10 @@
-"""The Dockerfile's rules, read with dockerfile-parse (no Docker engine runs here).
+"""The Dockerfile's rules, read with dockerfile-parse.
 
-Issue 5: multi-stage (the builder makes the wheels, the final stage installs only
-those), a numeric non-root user, read-only-root friendly, no build tools in the
-final stage, `ENTRYPOINT ["cce-upgrade-watch", "run"]`, OCI labels.
-`test_install_steps.py` replays the install steps themselves.
+Issue 5: multi-stage (the builder installs, the final stage copies only the built
+environment), a numeric non-root user, read-only-root friendly, no build tools in
+the final stage, `ENTRYPOINT ["cce-upgrade-watch", "run"]`, OCI labels. Issue 11.7:
+the base pinned by digest, dependencies only from the hash lock. The image itself is
+built and run by tests/e2e/test_image.py (issue 14).
 """
 
 from __future__ import annotations
@@ -85,40 +86,74 @@ def run_commands(stage: Stage) -> list[str]:
     return commands
 
 
-def test_multi_stage_with_a_builder_that_makes_wheels() -> None:
-    all_stages = stages()
-    assert len(all_stages) >= 2
-    builder, final = all_stages[0], all_stages[-1]
-    assert builder.name == "builder"
-    assert any("pip wheel" in command for command in run_commands(builder))
-    assert final.base == "python:3.12-slim"
-    assert builder.base == final.base, "build wheels with the Python they will run on"
+def stage_names() -> set[str]:
+    return {stage.name for stage in stages() if stage.name}
 
 
-def test_final_stage_installs_only_the_builders_wheels() -> None:
+def pip_installs(stage: Stage) -> list[list[str]]:
+    """The argument lists of every `pip install` in the stage's RUN steps."""
+    found = []
+    for command in run_commands(stage):
+        for step in command.split("&&"):
+            words = shlex.split(step)
+            for i, word in enumerate(words[:-1]):
+                if word.endswith("pip") and words[i + 1] == "install":
+                    found.append(words[i + 2 :])
+    return found
+
+
+def test_base_is_debian_slim_pinned_by_digest() -> None:
+    """Issue 11.7: the base is pinned by digest, and the comment says how to refresh it."""
+    first, *later = stages()
+    assert re.fullmatch(r"debian:bookworm-slim@sha256:[0-9a-f]{64}", first.base), first.base
+    # Every later stage starts from the first one: one Python for building and running.
+    assert [stage.base for stage in later] == [first.name] * len(later)
+    text = DOCKERFILE.read_text()
+    assert "ARG BASE_IMAGE=debian:bookworm-slim@sha256:" in text
+    assert "To refresh it" in text
+    assert "FROM ${BASE_IMAGE} AS python" in text
+    # Debian's python3, not one built or downloaded elsewhere.
+    assert any("apt-get install" in c and " python3" in c for c in run_commands(first))
+
+
+def test_dependencies_come_only_from_the_hash_lock() -> None:
+    """Issue 11.7: every dependency is installed from requirements/*.txt with hashes checked,
+    wheels only; the project's own wheel is built and installed offline."""
+    builder = next(stage for stage in stages() if stage.name == "builder")
+    installs = pip_installs(builder)
+    assert installs, "the builder installs with pip"
+    locked = [argv for argv in installs if "--require-hashes" in argv]
+    assert {argv[argv.index("-r") + 1] for argv in locked} == {
+        "requirements/image.txt",
+        "requirements/build.txt",
+    }
+    for argv in locked:
+        assert "--only-binary=:all:" in argv, "no sdist is built (no compiler, no setup.py run)"
+    # Anything else pip installs comes from no index at all.
+    for argv in installs:
+        assert "--require-hashes" in argv or {"--no-index", "--no-deps"} <= set(argv), argv
+    commands = " ".join(run_commands(builder))
+    assert "pip wheel --no-deps --no-build-isolation --no-index" in commands
+    assert "pip check" in commands
+    assert "pip uninstall --yes pip setuptools" in commands
+    # The lock files are in the build context; nothing else of requirements/ is needed.
+    assert in_build_context("requirements/image.txt")
+    assert in_build_context("requirements/build.txt")
+    assert not in_build_context("requirements/test.txt")
+
+
+def test_final_stage_copies_only_the_built_environment() -> None:
     final = final_stage()
-    runs = final.values("RUN")
-    installs = [run for run in runs if "pip install" in run]
-    assert len(installs) == 1
-    (install,) = installs
-    # The wheels come from the builder, mounted for this step only.
-    assert "--mount=type=bind,from=builder,source=/wheels,target=/wheels" in install
-    argv = shlex.split(install.split("&&")[0].split("pip install", 1)[1])
-    assert "--no-index" in argv, "the final stage must not reach a package index"
-    assert "--find-links=/wheels" in argv
-    assert argv[-1] == "cce-upgrade-watch"
-    # No source tree and nothing else from the build context.
-    assert final.values("COPY") == []
+    assert final.name == "runtime"
+    assert final.values("COPY") == ["--from=builder /opt/cce-upgrade-watch /opt/cce-upgrade-watch"]
     assert final.values("ADD") == []
+    assert pip_installs(final) == []
 
 
 def test_final_stage_has_no_build_tools() -> None:
     for command in run_commands(final_stage()):
-        installing = command.split("&&")
-        for step in installing:
+        for step in command.split("&&"):
             assert not BUILD_TOOLS.search(step), f"build tool in the final stage: {step.strip()}"
-    # pip itself is removed once it has installed the wheels.
-    assert any("pip uninstall --yes pip" in command for command in run_commands(final_stage()))
 
 
 def test_runs_as_a_numeric_non_root_user_that_exists() -> None:
@@ -147,8 +182,9 @@ def test_read_only_root_filesystem_friendly() -> None:
     envs: dict[str, str] = parse().envs
     assert envs["PYTHONDONTWRITEBYTECODE"] == "1"
     assert envs["HOME"] == "/tmp"
-    # pip would otherwise leave its cache in HOME, inside the image.
-    assert envs["PIP_NO_CACHE_DIR"] == "1"
+    assert envs["PATH"].startswith("/opt/cce-upgrade-watch/bin:")
+    # The builder's pip leaves no cache in the layers either.
+    assert "PIP_NO_CACHE_DIR=1" in DOCKERFILE.read_text()
     final = final_stage()
     assert final.values("WORKDIR")[-1] == "/tmp"
     assert final.values("VOLUME") == []
@@ -187,11 +223,13 @@ def test_oci_labels() -> None:
     assert labels[prefix + "licenses"] == (
         license_ if isinstance(license_, str) else license_["text"]
     )
-    assert labels[prefix + "base.name"] == "python:3.12-slim"
+    assert labels[prefix + "base.name"] == "debian:bookworm-slim"
 
 
 def test_no_latest_tags_and_no_remote_adds() -> None:
     for stage in stages():
+        if stage.base in stage_names():
+            continue
         assert ":" in stage.base
         assert not stage.base.endswith(":latest")
         for add in stage.values("ADD"):
@@ -243,6 +281,8 @@ def in_build_context(path: str) -> bool:
         ("tests/unit/__init__.py", False),
         ("manifests/deployment.yaml", False),
         ("Dockerfile", False),
+        ("requirements/image.txt", True),
+        ("requirements/test.txt", False),
     ],
 )
 def test_build_context_is_an_allow_list(path: str, included: bool) -> None:
@@ -252,6 +292,8 @@ def test_build_context_is_an_allow_list(path: str, included: bool) -> None:
 def test_every_copy_source_is_in_the_build_context() -> None:
     for stage in stages():
         for copy in stage.values("COPY"):
+            if "--from=" in copy:
+                continue  # from another stage, not from the build context
             words = [word for word in copy.split() if not word.startswith("--")]
             for source in words[:-1]:
                 assert in_build_context(source.rstrip("/")), f"COPY {source}: excluded"
