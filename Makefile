@@ -41,6 +41,10 @@ gitops-oracle: ## build (or reuse) the GitOps oracle (kstatus, Flux CEL, Argo CD
 image-deps: ## install (once) the Debian packages the image tests need: podman, runc, mmdebstrap
 	hack/host-packages image
 
+node-bin: cluster-bin ## build (or reuse) kubelet, kube-scheduler, kube-proxy; install containerd & co. once
+	hack/host-packages node
+	hack/localcluster build-node
+
 image: image-deps ## build the operator image from the Dockerfile with podman (cached)
 	hack/image build
 
@@ -58,7 +62,7 @@ lint: $(STAMP) ## ruff and mypy
 test-unit: $(STAMP) gitops-oracle ## unit tests only (no cluster needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: $(STAMP) cluster-bin helm-bin gitops-oracle checkov image-deps lint ## everything: venv, control-plane binaries, lint, all tests
+test: $(STAMP) cluster-bin helm-bin gitops-oracle node-bin checkov image-deps lint ## everything: venv, control-plane binaries, lint, all tests
 	CHECKOV=$(CHECKOV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(STAMP) cluster-bin ## control plane + simulator + operator, with an upgrade progressing
@@ -70,4 +74,4 @@ bench: $(STAMP) cluster-bin ## the end-to-end benchmark (N watches, default 1000
 clean: ## remove the venv and caches (not the control-plane binaries)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info operator/*.egg-info
 
-.PHONY: help venv cluster-bin helm-bin gitops-oracle image-deps image checkov lint test-unit test demo bench clean
+.PHONY: help venv cluster-bin helm-bin gitops-oracle node-bin image-deps image checkov lint test-unit test demo bench clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import uuid
@@ -14,11 +15,21 @@ from tests.support.waiting import wait_until
 
 
 class SimulatorProcess:
-    def __init__(self, workdir: Path, *, scenario: str = "idle", time_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        scenario: str = "idle",
+        time_scale: float = 1.0,
+        host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port_file = workdir / "simulator.port"
         self.log_path = workdir / "simulator.log"
         self.scenario = scenario
         self.time_scale = time_scale
+        self.host = host
+        self.tls = tls  # (certificate, key): serve HTTPS
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -28,11 +39,15 @@ class SimulatorProcess:
             sys.executable, "-m", "cce_upgrade_watch", "simulate",
             "--port", "0", "--port-file", str(self.port_file),
             "--scenario", self.scenario, "--time-scale", str(self.time_scale),
+            "--host", self.host,
         ]  # fmt: skip
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._started, timeout=30, message=lambda: self.log_path.read_text())
-        self.url = f"http://127.0.0.1:{self.port_file.read_text().strip()}"
+        scheme = "https" if self.tls is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port_file.read_text().strip()}"
 
     def _started(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -48,9 +63,12 @@ class SimulatorProcess:
 class SimulatorControl:
     """A thin client of the simulator's `/_sim/` control API."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ca_file: Path | None = None) -> None:
         self.url = url
-        self._http = httpx.Client(base_url=url + "/_sim", timeout=10)
+        verify: ssl.SSLContext | bool = True
+        if ca_file is not None:  # a simulator serving HTTPS with a test CA
+            verify = ssl.create_default_context(cafile=str(ca_file))
+        self._http = httpx.Client(base_url=url + "/_sim", timeout=10, verify=verify)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._http.request(method, path, **kwargs)

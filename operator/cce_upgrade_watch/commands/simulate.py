@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -93,6 +94,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(see the simulator README; also PUT /_sim/identity)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain) instead of HTTP; needs --tls-key",
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
 
 
 def _flag_credentials(args: argparse.Namespace) -> list[CredentialSpec]:
@@ -160,6 +168,17 @@ def execute(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print("simulate: --port must be from 0 to 65535", file=sys.stderr)
         return EXIT_USAGE
+    ssl_context = None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("simulate: give both --tls-cert and --tls-key (or neither)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.tls_cert is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"simulate: cannot load --tls-cert/--tls-key: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         server = SimulatorServer(
             load_scenario(args.scenario),
@@ -168,6 +187,7 @@ def execute(args: argparse.Namespace) -> int:
             port=args.port,
             credentials=_flag_credentials(args),
             access_log=args.access_log,
+            ssl_context=ssl_context,
         )
         if args.identity_config is not None:
             server.state.identity.configure(load_identity_config(args.identity_config))

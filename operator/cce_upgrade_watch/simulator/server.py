@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import ipaddress
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -56,8 +57,12 @@ class SimulatorServer:
         wall_clock: Callable[[], float] | None = None,
         credentials: Iterable[CredentialSpec] = (),
         access_log: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        # HTTPS when given: a simulator reached by name from outside loopback (a Pod
+        # on a test node), where the operator accepts https:// endpoints only.
+        self._ssl_context = ssl_context
         self._requested_port = port
         self._access_log = access_log
         self.state = SimulatorState(
@@ -78,7 +83,8 @@ class SimulatorServer:
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash: the endpoint to give a client."""
-        return f"http://{_url_host(self.host)}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{_url_host(self.host)}:{self.port}"
 
     async def start(self) -> None:
         if self._runner is not None:
@@ -92,7 +98,9 @@ class SimulatorServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self._requested_port)
+            site = web.TCPSite(
+                runner, self.host, self._requested_port, ssl_context=self._ssl_context
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
