@@ -284,3 +284,157 @@ def test_kustomize_install_runs_on_a_real_node(
         timeout=60,
         message=lambda: f"containers left: {node.ctr('containers', 'ls').stdout}",
     )
+
+
+# ---------------------------------------------------------------- helm
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    result = subprocess.run(
+        [str(REPO_ROOT / "hack" / "helm"), "build"],
+        check=True, text=True, stdout=subprocess.PIPE, timeout=1800,
+    )  # fmt: skip
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def run_helm(node: NodeCluster, helm: Path, *args: str) -> None:
+    result = subprocess.run(
+        [str(helm), "--kubeconfig", str(node.kubeconfig), *args],
+        capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pods = node.kubectl("-n", OPERATOR_NS, "describe", "pods", check=False).stdout
+        raise AssertionError(f"helm {' '.join(args)}: {result.stderr}\n{pods[-4000:]}")
+
+
+def helm_install(
+    node: NodeCluster, helm: Path, image: str, simulator: TlsSimulator, *values: str
+) -> None:
+    """docs/INSTALL.md's Helm install: the restricted namespace, the CA, the chart."""
+    node.kubectl("create", "namespace", OPERATOR_NS)
+    node.kubectl("label", "namespace", OPERATOR_NS, "pod-security.kubernetes.io/enforce=restricted")
+    node.kubectl(
+        "-n", OPERATOR_NS, "create", "configmap", "cce-endpoint-ca",
+        f"--from-file=ca.crt={simulator.ca}",
+    )  # fmt: skip
+    repository, tag = image.rsplit(":", 1)
+    run_helm(
+        node, helm, "install", "cuw", str(REPO_ROOT / "charts" / "cce-upgrade-watch"),
+        "-n", OPERATOR_NS, "--wait", "--timeout", "3m",
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=IfNotPresent",
+        "--set", "endpointCA.configMap=cce-endpoint-ca",
+        *values,
+    )  # fmt: skip
+
+
+def helm_uninstall(node: NodeCluster, helm: Path, *tenants: str) -> None:
+    """docs/INSTALL.md's uninstall: watches first, the release, then the CRDs."""
+    node.kubectl("delete", "cuw", "--all", "--all-namespaces", "--wait", "--timeout=60s")
+    run_helm(node, helm, "uninstall", "cuw", "-n", OPERATOR_NS, "--wait")
+    node.kubectl("delete", "-k", str(REPO_ROOT / "crds"), "--wait", "--timeout=60s")
+    node.kubectl(
+        "delete", "-k", str(REPO_ROOT / "crds" / "peering"), "--ignore-not-found", "--wait=false"
+    )
+    node.kubectl("delete", "namespace", OPERATOR_NS, *tenants, "--wait", "--timeout=120s",
+                 timeout=180)  # fmt: skip
+
+
+def pod_metrics(pod: dict[str, Any]) -> str:
+    url = f"http://{pod['status']['podIP']}:9090/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def watches_gauge(pod: dict[str, Any]) -> float | None:
+    try:
+        text = pod_metrics(pod)
+    except OSError:
+        return None
+    match = re.search(r"^cceupgradewatch_watches ([0-9.]+)$", text, flags=re.M)
+    return float(match.group(1)) if match else None
+
+
+def test_helm_install_with_defaults_runs_on_a_real_node(
+    node: NodeCluster, loaded_image: str, simulator: TlsSimulator, helm: Path
+) -> None:
+    started = time.monotonic()
+    helm_install(node, helm, loaded_image, simulator)
+    print(f"\nhelm install --wait: {time.monotonic() - started:.0f}s")
+    (pod,) = operator_pods(node)
+    assert pod_ready(pod)
+    assert "--peering" not in " ".join(pod["spec"]["containers"][0]["args"])
+
+    cluster_id = simulator.control.add_cluster(version="v1.28.3-r0")
+    simulator.control.start_workflow(
+        cluster_id, {"steps": [{"task": "PreCheck", "wait": 3600}]}, targetVersion="v1.29.1-r0"
+    )
+    create_tenant(node, "team-b", simulator.endpoint, cluster_id)
+    assert wait_watch_synced(node, "team-b")["phase"] == "Init"
+    wait_until(
+        lambda: re.search(
+            r"^cceupgradewatch_watches 1\.0$",
+            scrape_service(node, "cuw-cce-upgrade-watch-metrics"),
+            flags=re.M,
+        ),
+        timeout=30,
+        message="the chart's metrics Service never reported one watch",
+    )
+    helm_uninstall(node, helm, "team-b")
+    assert node.kubectl(
+        "get", "crd", "cceupgradewatches.cce.upgradewatch.io", check=False
+    ).returncode
+
+
+def test_helm_two_replicas_with_peering_fail_over(
+    node: NodeCluster, loaded_image: str, simulator: TlsSimulator, helm: Path
+) -> None:
+    helm_install(node, helm, loaded_image, simulator, "--set", "highAvailability.enabled=true")
+    pods = operator_pods(node)
+    roles = {pod["metadata"]["labels"]["cce.upgradewatch.io/peering-role"]: pod for pod in pods}
+    assert sorted(roles) == ["active", "standby"]
+    assert all(pod_ready(pod) for pod in pods)
+
+    cluster_id = simulator.control.add_cluster(version="v1.28.3-r0")
+    simulator.control.start_workflow(
+        cluster_id, {"steps": [{"task": "PreCheck", "wait": 3600}]}, targetVersion="v1.29.1-r0"
+    )
+    create_tenant(node, "team-c", simulator.endpoint, cluster_id)
+    wait_watch_synced(node, "team-c")
+    # Only the active replica works.
+    wait_until(lambda: watches_gauge(roles["active"]) == 1.0, timeout=30, message="active idle")
+    assert watches_gauge(roles["standby"]) == 0.0
+
+    # The active Pod is killed and cannot come back at once (its node is cordoned,
+    # as when the node it ran on is lost): the standby takes over.
+    node.kubectl("cordon", "cuw-node")
+    try:
+        killed_at = time.monotonic()
+        node.kubectl("-n", OPERATOR_NS, "delete", "pod", roles["active"]["metadata"]["name"])
+        wait_until(
+            lambda: watches_gauge(roles["standby"]) == 1.0,
+            timeout=60,
+            message="the standby never took over",
+        )
+        print(f"\nstandby took over {time.monotonic() - killed_at:.1f}s after the kill")
+        # It polls and reports: the upgrade moves on while only the standby runs.
+        simulator.control.advance(3600)
+        wait_until(
+            lambda: (
+                (kubectl_json(node, "-n", "team-c", "get", "cuw", "prod").get("status") or {}).get(
+                    "phase"
+                )
+                not in (None, "Init")
+            ),
+            timeout=60,
+            message="the standby did not record the upgrade's progress",
+        )
+    finally:
+        node.kubectl("uncordon", "cuw-node")
+    # The replacement active Pod starts; the standby pauses again.
+    wait_rollout(node, "cuw-cce-upgrade-watch")
+    wait_until(lambda: watches_gauge(roles["standby"]) == 0.0, timeout=90, message="no pause")
+    reasons = [reason for _, reason in events(node, "team-c")]
+    assert reasons.count("WorkflowDiscovered") == 1, reasons
+    helm_uninstall(node, helm, "team-c")

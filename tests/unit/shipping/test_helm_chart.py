@@ -9,6 +9,7 @@ test builds it); without it the tests that run helm skip.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -66,10 +67,14 @@ def test_chart_versions_follow_the_project() -> None:
     assert chart["appVersion"] == pyproject()["project"]["version"]
 
 
-def test_chart_crd_is_the_repositorys_not_a_copy() -> None:
-    (link,) = (CHART / "crds").iterdir()
-    assert link.is_symlink()
-    assert link.resolve() == CRD_FILE.resolve()
+def test_chart_crds_are_the_repositorys_not_copies() -> None:
+    links = sorted((CHART / "crds").iterdir())
+    assert all(link.is_symlink() for link in links)
+    # The watch CRD, and kopf's peering CRDs for highAvailability.
+    assert {link.resolve() for link in links} == {
+        CRD_FILE.resolve(),
+        (REPO_ROOT / "crds" / "peering" / "kopf-peering.yaml").resolve(),
+    }
 
 
 def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
@@ -108,8 +113,11 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
             "--set",
             "admissionPolicy.enabled=false,networkPolicy.egress.enabled=false",
         ),
+        ("--set", "highAvailability.enabled=true", "--set", "endpointCA.configMap=ca"),
+        ("--set", "highAvailability.enabled=true", "--set", "namespaces={team-a}"),
     ],
-    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics", "secrets"],
+    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics", "secrets", "ha",
+         "ha-ns"],
 )
 def test_helm_lint_strict(values: tuple[str, ...]) -> None:
     result = helm(helm_binary(), "lint", "--strict", str(CHART), *values)
@@ -291,3 +299,36 @@ def test_allowed_endpoint_hosts_and_metrics_scrapers() -> None:
     assert metrics["from"][0]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/name": "prometheus", "app": "vmagent"
     }  # fmt: skip
+
+
+@requires_helm
+def test_high_availability_runs_a_standby_of_lower_priority() -> None:
+    """Issue 14: two replicas with peering (proven on a real node by test_node.py)."""
+    assert not objects_by_kind(helm_template(helm_binary()), "ClusterKopfPeering")
+    objects = helm_template(helm_binary(), "--set", "highAvailability.enabled=true")
+    deployments = {d["metadata"]["name"]: d for d in objects_by_kind(objects, "Deployment")}
+    assert sorted(deployments) == ["cuw-cce-upgrade-watch", "cuw-cce-upgrade-watch-standby"]
+    priorities = {}
+    for name, deployment in deployments.items():
+        (operator,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert "--peering=cuw-cce-upgrade-watch" in operator["args"]
+        (priority,) = [a for a in operator["args"] if a.startswith("--priority=")]
+        priorities[name] = int(priority.split("=")[1])
+    assert priorities["cuw-cce-upgrade-watch"] > priorities["cuw-cce-upgrade-watch-standby"]
+    # The standby's selector does not take the active one's Pods.
+    standby = deployments["cuw-cce-upgrade-watch-standby"]["spec"]
+    assert standby["selector"]["matchLabels"]["cce.upgradewatch.io/peering-role"] == "standby"
+    assert only(objects, "ClusterKopfPeering")["metadata"]["name"] == "cuw-cce-upgrade-watch"
+    rules = only(objects, "ClusterRole")["rules"]
+    assert any("clusterkopfpeerings" in rule["resources"] for rule in rules)
+
+
+@requires_helm
+def test_endpoint_ca_is_trusted_from_a_config_map() -> None:
+    objects = helm_template(helm_binary(), "--set", "endpointCA.configMap=corp-ca")
+    pod = only(objects, "Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["SSL_CERT_FILE"] == "/etc/cce-upgrade-watch/endpoint-ca/ca.crt"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["endpoint-ca"]["configMap"]["name"] == "corp-ca"
+    assert "SSL_CERT_FILE" not in json.dumps(helm_template(helm_binary()))
