@@ -269,6 +269,10 @@ def test_kustomize_install_runs_on_a_real_node(
         message="the metrics Service never reported one watch",
     )  # fmt: skip
     assert 'cceupgradewatch_polls_total{result="success"}' in metrics
+    log = node.kubectl("-n", OPERATOR_NS, "logs", "deploy/cce-upgrade-watch").stdout
+    assert "Traceback" not in log, log[-3000:]
+    # The kubelet has probed /healthz by now; no line per probe (found here first).
+    assert "/healthz" not in log, log[-3000:]
 
     # Uninstall as documented: the watches first, then the install.
     node.kubectl("delete", "cuw", "--all", "--all-namespaces", "--wait", "--timeout=60s")

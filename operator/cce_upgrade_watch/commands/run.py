@@ -202,6 +202,9 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
     if not verbose:
         # httpx logs every request at INFO: one line per poll is noise, not news.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        # kopf's liveness endpoint (aiohttp) logs every request at INFO: in a Pod that
+        # is a line per kubelet probe, every 10 to 20 s, burying everything else.
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     for name in PINNED_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -98,6 +99,8 @@ def test_prints_its_url_and_serves_until_terminated(
         (["--time-scale", "0"], "--time-scale"),
         (["--project-id", "xyz", "--token", "t"], "32 lowercase hex"),
         (["--token", "t"], "need --project-id"),
+        (["--tls-cert", "cert.pem"], "--tls-key"),
+        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "cannot load"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
@@ -105,3 +108,26 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert message in stderr
+
+
+def test_serves_https_with_the_given_certificate(tmp_path: Path) -> None:
+    """--tls-cert/--tls-key: for an operator outside loopback (a Pod on the test node)."""
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    process = simulate("--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        line = first_line(process, STARTUP_TIMEOUT)
+        assert line.startswith("simulator listening on https://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].strip()
+        trust = ssl.create_default_context(cafile=str(cert))
+        assert httpx.get(url + "/_sim/health", verify=trust).json() == {"status": "ok"}
+        with pytest.raises(httpx.ConnectError):  # not trusted by default: a real TLS server
+            httpx.get(url + "/_sim/health")
+    finally:
+        process.terminate()
+        process.wait(20)
