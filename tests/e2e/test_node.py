@@ -48,10 +48,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
     build_node_binaries()
     before = machine_state()
     directory = tmp_path_factory.mktemp("node")
-    started = time.monotonic()
-    cluster = NodeCluster.start(directory, bin_dir)
-    print(f"\ncontrol plane and node Ready in {time.monotonic() - started:.0f}s")
+    cluster = NodeCluster(directory, bin_dir)
     try:
+        started = time.monotonic()
+        cluster.launch()
+        print(f"\ncontrol plane and node Ready in {time.monotonic() - started:.0f}s")
         yield cluster
     finally:
         cluster.stop()
@@ -246,6 +247,14 @@ def test_kustomize_install_runs_on_a_real_node(
 
     namespace = kubectl_json(node, "get", "namespace", OPERATOR_NS)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # The level is enforced there (a Pod that breaks it is refused), so the operator's
+    # Pod running there meets it.
+    refused = node.kubectl(
+        "-n", OPERATOR_NS, "run", "probe", "--image=localhost/cce-upgrade-watch/pause:1",
+        "--dry-run=server", "--privileged", check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted' in refused.stderr, refused.stderr
     (pod,) = operator_pods(node)
     assert pod_ready(pod)
     assert pod["spec"]["nodeName"] == "cuw-node"

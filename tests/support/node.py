@@ -40,10 +40,13 @@ def build_node_binaries() -> Path:
 
 @dataclass(frozen=True)
 class NodeCluster(ControlPlane):
-    @classmethod
-    def start(cls, directory: Path, bin_dir: Path) -> NodeCluster:
-        subprocess.run([str(LOCALCLUSTER), "start", str(directory), "--with-node"], check=True)
-        return cls(directory, bin_dir)
+    def launch(self) -> None:
+        """Start it; `stop` cleans up after a start that failed half-way too."""
+        subprocess.run(
+            [str(LOCALCLUSTER), "start", str(self.directory), "--with-node"],
+            check=True,
+            timeout=600,
+        )
 
     @property
     def containerd_socket(self) -> Path:
