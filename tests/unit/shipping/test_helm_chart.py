@@ -319,8 +319,9 @@ def test_high_availability_runs_a_standby_of_lower_priority() -> None:
     standby = deployments["cuw-cce-upgrade-watch-standby"]["spec"]
     assert standby["selector"]["matchLabels"]["cce.upgradewatch.io/peering-role"] == "standby"
     assert only(objects, "ClusterKopfPeering")["metadata"]["name"] == "cuw-cce-upgrade-watch"
-    rules = only(objects, "ClusterRole")["rules"]
-    assert any("clusterkopfpeerings" in rule["resources"] for rule in rules)
+    (role,) = [r for r in objects_by_kind(objects, "ClusterRole")
+               if r["metadata"]["name"] == "cuw-cce-upgrade-watch"]  # fmt: skip
+    assert any("clusterkopfpeerings" in rule["resources"] for rule in role["rules"])
 
 
 @requires_helm
