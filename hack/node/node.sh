@@ -27,6 +27,10 @@ NODE_NAME=cuw-node
 SERVICE_CIDR=10.0.0.0/24
 KUBERNETES_SERVICE_IP=10.0.0.1
 PAUSE_IMAGE=localhost/cce-upgrade-watch/pause:1
+# Paths outside DIR that kubelet, containerd's shims and CNI use whatever they are
+# told (device-plugin socket, CNI result cache, shim sockets, runc state, pod log
+# links): removed by stop when the node created them, else only our entries.
+NODE_MACHINE_PATHS=(/var/lib/kubelet /var/lib/cni /var/log/pods /var/log/containers /run/containerd)
 # The sysctls kubelet (setupKernelTunables) and the bridge plugin (isGateway) set.
 NODE_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward)
@@ -73,6 +77,21 @@ node_save_sysctls() {
   # Likewise the iptables chains: kubelet adds KUBE-FIREWALL, KUBE-KUBELET-CANARY and
   # KUBE-IPTABLES-HINT (kube-proxy --cleanup does not remove them).
   node_iptables_chains > "$DIR/node/chains.before"
+  local path
+  for path in "${NODE_MACHINE_PATHS[@]}"; do
+    [[ -e $path ]] && echo "$path"
+  done > "$DIR/node/paths.before"
+  ls /var/lib/cni/results 2>/dev/null > "$DIR/node/cni-results.before" || true
+}
+
+node_machine_paths_cleanup() {
+  local path entry
+  for path in "${NODE_MACHINE_PATHS[@]}"; do
+    grep -qx "$path" "$DIR/node/paths.before" 2>/dev/null || rm -rf "$path"
+  done
+  for entry in $(ls /var/lib/cni/results 2>/dev/null); do
+    grep -qx "$entry" "$DIR/node/cni-results.before" 2>/dev/null || rm -f "/var/lib/cni/results/$entry"
+  done
 }
 
 node_iptables_chains() { # "TOOL TABLE CHAIN" for every KUBE-* chain
@@ -180,6 +199,7 @@ containerRuntimeEndpoint: unix://$d/containerd.sock
 clusterDNS: [$NODE_IP]
 clusterDomain: cluster.local
 resolvConf: $d/resolv.conf
+podLogsDir: $d/pod-logs
 evictionHard: {memory.available: "100Mi"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
@@ -303,6 +323,7 @@ node_stop() {
   for mount in $(awk -v prefix="$d/" 'index($2, prefix) == 1 {print $2}' /proc/self/mounts | sort -r); do
     umount -l "$mount" 2>/dev/null || true
   done
+  [[ -f $d/paths.before ]] && node_machine_paths_cleanup
   if [[ -f $d/bridge.created ]]; then
     ip link delete "$NODE_BRIDGE" 2>/dev/null || true
     rm -f "$d/bridge.created"

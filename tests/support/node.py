@@ -79,7 +79,13 @@ def machine_state() -> dict[str, list[str]]:
         chains += [f"{table}:{line}" for line in rules.splitlines() if line.startswith("-N")]
     with open("/proc/self/mounts") as mounts:
         mount_points = sorted(line.split()[1] for line in mounts)
+    paths = ["/var/lib/kubelet", "/var/lib/cni", "/var/log/pods", "/var/log/containers",
+             "/run/containerd"]  # fmt: skip
+    found = [path for path in paths if os.path.exists(path)]
+    if os.path.isdir("/var/lib/cni/results"):
+        found += [f"/var/lib/cni/results/{name}" for name in os.listdir("/var/lib/cni/results")]
     return {
+        "paths": sorted(found),
         "links": sorted(
             line.split(":")[1].strip().split("@")[0] for line in links.stdout.splitlines()
         ),
