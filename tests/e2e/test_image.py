@@ -129,8 +129,10 @@ def kubeconfig_for_container(control_plane: ControlPlane, tmp_path: Path) -> Pat
 @pytest.fixture
 def container(image: str, crd: str, kubeconfig_for_container: Path) -> Iterator[OperatorContainer]:
     (operator,) = pod_spec()["containers"]
+    # The Deployment's arguments, plus what a simulator on loopback needs (plain http).
+    args = [*operator["args"], "--allow-insecure-loopback"]
     running = OperatorContainer(
-        image, kubeconfig_for_container, deployment_security_flags(pod_spec()), operator["args"]
+        image, kubeconfig_for_container, deployment_security_flags(pod_spec()), args
     )
     try:
         yield running

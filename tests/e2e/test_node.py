@@ -142,9 +142,19 @@ def pod_ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def create_tenant(node: NodeCluster, namespace: str, endpoint: str, cluster_id: str) -> None:
-    """What docs/INSTALL.md's "First watch" does: a namespace, a Secret, a watch."""
+def create_tenant(
+    node: NodeCluster, namespace: str, endpoint: str, cluster_id: str, *, release: str = ""
+) -> None:
+    """What docs/INSTALL.md says a tenant does: a namespace, the operator allowed to
+    `get` Secrets there (a RoleBinding to the shipped secret-reader ClusterRole, to the
+    ServiceAccount of the kustomize install or of the Helm release), a Secret, a watch."""
     node.kubectl("create", "namespace", namespace)
+    prefix = f"{release}-cce-upgrade-watch" if release else "cce-upgrade-watch"
+    node.kubectl(
+        "-n", namespace, "create", "rolebinding", "cce-upgrade-watch-secret-reader",
+        f"--clusterrole={prefix}-secret-reader",
+        f"--serviceaccount={OPERATOR_NS}:{prefix}",
+    )  # fmt: skip
     node.kubectl(
         "-n", namespace, "create", "secret", "generic", "cce-credentials",
         f"--from-literal=accessKey={DEMO_ACCESS_KEY}",
@@ -204,7 +214,8 @@ def scrape_service(node: NodeCluster, service: str) -> str:
 def user_overlay(directory: Path, image: str) -> Path:
     """The user's own kustomization, as docs/INSTALL.md describes it: the install (with
     the private-CA overlay, since the simulator's CA is private), the image name of
-    the user's registry, and IfNotPresent for an image loaded onto the node."""
+    the user's registry, IfNotPresent for an image loaded onto the node, and the
+    simulator's host name allowed as an endpoint (as overlays/allowed-endpoint-hosts)."""
     directory.mkdir(parents=True, exist_ok=True)
     repository, tag = image.rsplit(":", 1)
     base = os.path.relpath(REPO_ROOT / "overlays" / "private-ca", directory)
@@ -223,6 +234,9 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/imagePullPolicy
         value: IfNotPresent
+      - op: add
+        path: /spec/template/spec/containers/0/args/-
+        value: --allowed-endpoint-hosts={SIM_NAME}
 """
     )
     return directory
@@ -338,6 +352,7 @@ def helm_install(
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
         "--set", "image.pullPolicy=IfNotPresent",
         "--set", "endpointCA.configMap=cce-endpoint-ca",
+        "--set", f"allowedEndpointHosts={{{SIM_NAME}}}",
         *values,
     )  # fmt: skip
 
@@ -383,7 +398,7 @@ def test_helm_install_with_defaults_runs_on_a_real_node(
     simulator.control.start_workflow(
         cluster_id, {"steps": [{"task": "PreCheck", "wait": 3600}]}, targetVersion="v1.29.1-r0"
     )
-    create_tenant(node, "team-b", simulator.endpoint, cluster_id)
+    create_tenant(node, "team-b", simulator.endpoint, cluster_id, release="cuw")
     assert wait_watch_synced(node, "team-b")["phase"] == "Init"
     wait_until(
         lambda: re.search(
@@ -413,7 +428,7 @@ def test_helm_two_replicas_with_peering_fail_over(
     simulator.control.start_workflow(
         cluster_id, {"steps": [{"task": "PreCheck", "wait": 3600}]}, targetVersion="v1.29.1-r0"
     )
-    create_tenant(node, "team-c", simulator.endpoint, cluster_id)
+    create_tenant(node, "team-c", simulator.endpoint, cluster_id, release="cuw")
     wait_watch_synced(node, "team-c")
     # Only the active replica works.
     wait_until(lambda: watches_gauge(roles["active"]) == 1.0, timeout=30, message="active idle")

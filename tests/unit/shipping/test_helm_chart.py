@@ -116,8 +116,15 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
         ("--set", "highAvailability.enabled=true", "--set", "endpointCA.configMap=ca"),
         ("--set", "highAvailability.enabled=true", "--set", "namespaces={team-a}"),
     ],
-    ids=["defaults", "namespaced", "digest-and-servicemonitor", "no-metrics", "secrets", "ha",
-         "ha-ns"],
+    ids=[
+        "defaults",
+        "namespaced",
+        "digest-and-servicemonitor",
+        "no-metrics",
+        "secrets",
+        "ha",
+        "ha-ns",
+    ],
 )
 def test_helm_lint_strict(values: tuple[str, ...]) -> None:
     result = helm(helm_binary(), "lint", "--strict", str(CHART), *values)
