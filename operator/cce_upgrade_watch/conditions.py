@@ -73,6 +73,11 @@ class FailureReason(StrEnum):
     INVALID_ENDPOINT = "InvalidEndpoint"
     #: The operator's clock is off (X-Sdk-Date out of range): retried, fixed by NTP.
     CLOCK_SKEW = "ClockSkew"
+    #: Temporary credentials could not be obtained (STS, IAM, metadata, TokenRequest):
+    #: retried at the next poll.
+    IDENTITY_EXCHANGE_FAILED = "IdentityExchangeFailed"
+    #: `spec.identity.ambient` in a namespace the admin has not allowed.
+    IDENTITY_NOT_ALLOWED = "IdentityNotAllowed"
 
 
 #: Failures that retrying cannot fix: someone must change a Secret, a policy or
@@ -89,6 +94,7 @@ NEEDS_A_PERSON = frozenset(
         FailureReason.FORBIDDEN,
         FailureReason.CLUSTER_NOT_FOUND,
         FailureReason.INVALID_ENDPOINT,
+        FailureReason.IDENTITY_NOT_ALLOWED,
         "EndpointNotAllowed",
         "RequestRejected",
         "InvalidSpec",

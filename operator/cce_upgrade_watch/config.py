@@ -33,6 +33,14 @@ class OperatorConfig:
     #: The hosts credentials may be sent to (`--allowed-endpoint-hosts`,
     #: `--allow-insecure-loopback`): Huawei Cloud's API domains unless widened.
     endpoint_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    #: The operator's own identity for `spec.identity.ambient` (metadata,
+    #: pod-identity, oidc), None: off; and the namespaces that may use it.
+    ambient_credentials: str | None = None
+    ambient_namespaces: frozenset[str] = frozenset()
+    metadata_endpoint: str | None = None
+    #: STS / IAM for every watch; None: the watch's region's.
+    sts_endpoint: str | None = None
+    iam_endpoint: str | None = None
 
     def with_defaults(self, spec: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The spec with the operator's interval defaults where it sets none."""

@@ -17,9 +17,12 @@ import httpx
 import kopf
 
 from cce_upgrade_watch.cce.client import CceClient, RetryPolicy
+from cce_upgrade_watch.cce.identity import IdentityHttp
+from cce_upgrade_watch.cce.senders import AiohttpSender
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.identities import Identities, ambient_provider
 from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_client_config
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
@@ -74,6 +77,32 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         status_writer=kube,
         credentials=CredentialsCache(kube.read_secret_data, ttl=config.secret_cache_ttl),
         observer=metrics,
+        identities=make_identities(config, kube),
+    )
+
+
+def make_identities(config: OperatorConfig, kube: KubeApi) -> Identities:
+    """Keyless identities: STS/IAM/metadata through their own small connection pool."""
+    timeout = httpx.Timeout(config.cce_timeout, connect=min(5.0, config.cce_timeout))
+    http = IdentityHttp(AiohttpSender(timeout, max_connections=8))
+    ambient = None
+    if config.ambient_credentials:
+        ambient = ambient_provider(
+            config.ambient_credentials,
+            http=http,
+            env=os.environ,
+            metadata_endpoint=config.metadata_endpoint,
+            sts_endpoint=config.sts_endpoint,
+            policy=config.endpoint_policy,
+        )
+    return Identities(
+        http=http,
+        mint_token=kube.create_service_account_token,
+        policy=config.endpoint_policy,
+        ambient=ambient,
+        ambient_namespaces=config.ambient_namespaces,
+        sts_endpoint=config.sts_endpoint,
+        iam_endpoint=config.iam_endpoint,
     )
 
 
@@ -98,6 +127,8 @@ async def stop_services(memo: kopf.Memo, **_: Any) -> None:
     services: Services | None = memo.get("services")
     if services is not None:
         await services.cce.aclose()
+        if services.identities is not None:
+            await services.identities.http.aclose()
     kube: KubeApi | None = memo.get("kube")
     if kube is not None:
         kube.close()

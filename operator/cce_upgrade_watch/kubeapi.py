@@ -22,6 +22,7 @@ from typing import Any
 
 import kubernetes
 
+from cce_upgrade_watch.cce.identity import IdentityExchangeFailed
 from cce_upgrade_watch.credentials import CredentialsNotFound, SecretUnreadable, check_secret_type
 from cce_upgrade_watch.events import Event, event_name
 from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, StatusRejected
@@ -104,6 +105,48 @@ class KubeApi:
             ) from None
         check_secret_type(namespace, name, secret.type)
         return dict(secret.data or {})
+
+    async def create_service_account_token(
+        self, namespace: str, name: str, audience: str, seconds: int
+    ) -> str:
+        """A token for ServiceAccount `name` of `namespace` (TokenRequest API), for
+        `audience`, valid `seconds`. Only ever in the watch's own namespace (the
+        caller passes the watch's). Raises `IdentityExchangeFailed` naming the
+        ServiceAccount and why, never the token."""
+        request = kubernetes.client.AuthenticationV1TokenRequest(
+            spec=kubernetes.client.V1TokenRequestSpec(
+                audiences=[audience], expiration_seconds=seconds
+            )
+        )
+        where = f"ServiceAccount {name!r} in namespace {namespace!r}"
+        try:
+            answer = await self._run(
+                self._core.create_namespaced_service_account_token, name, namespace, request
+            )
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                why = f"{where} does not exist"
+            elif exc.status == 403:
+                why = (
+                    f"the operator may not create tokens for {where} (RBAC: it needs "
+                    "'create' on serviceaccounts/token there)"
+                )
+            else:
+                why = f"the Kubernetes API refused a token for {where}: HTTP {exc.status}"
+            raise IdentityExchangeFailed(why, operation="request ServiceAccount token") from None
+        except Exception as exc:  # urllib3: refused, reset, timed out, TLS...
+            raise IdentityExchangeFailed(
+                f"the Kubernetes API did not answer a token request for {where} "
+                f"({type(exc).__name__})",
+                operation="request ServiceAccount token",
+            ) from None
+        token = getattr(getattr(answer, "status", None), "token", None)
+        if not isinstance(token, str) or not token.strip():
+            raise IdentityExchangeFailed(
+                f"the Kubernetes API answered a token request for {where} without a token",
+                operation="request ServiceAccount token",
+            )
+        return token.strip()
 
     async def create_event(self, involved: Mapping[str, Any], event: Event) -> None:
         """Create one core/v1 Event about `involved` (a CceUpgradeWatch body), named

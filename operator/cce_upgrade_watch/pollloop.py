@@ -26,13 +26,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import httpx
+
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
+from cce_upgrade_watch.cce.identity import KeyCredentials
 from cce_upgrade_watch.cce.models import DroppedField, UpgradeWorkflow
 from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
-from cce_upgrade_watch.credentials import CredentialsCache, CredentialsNotFound, SecretUnreadable
+from cce_upgrade_watch.credentials import (
+    CloudCredentials,
+    CredentialsCache,
+    CredentialsNotFound,
+    SecretUnreadable,
+)
 from cce_upgrade_watch.events import Event
+from cce_upgrade_watch.identities import Identities, IdentityNotAllowed
 from cce_upgrade_watch.reconcile import (
     INVALID_SPEC,
     NOTHING_UNCONFIRMED,
@@ -124,6 +133,8 @@ class Services:
     status_writer: StatusWriter
     credentials: CredentialsCache
     observer: PollObserver = _NoObserver()  # noqa: RUF009 (stateless, safe to share)
+    #: Keyless identities (`spec.identity`); None: only Secrets can be used.
+    identities: Identities | None = None
 
 
 class PollLoop:
@@ -214,7 +225,7 @@ class PollLoop:
     @property
     def credentials_key(self) -> tuple[str, str] | None:
         """(namespace, Secret name) this loop reads credentials from, once known."""
-        if self._spec is None:
+        if self._spec is None or self._spec[1].credentials_secret_ref is None:
             return None
         return (self.namespace, self._spec[1].credentials_secret_ref.name)
 
@@ -345,19 +356,29 @@ class PollLoop:
         return self._spec[1]
 
     async def _fetch(self, spec: WatchSpec) -> PollOutcome:
-        secret = spec.credentials_secret_ref.name
+        ref = spec.credentials_secret_ref
         cache = self._services.credentials
+        identities = self._services.identities
+        keyless = spec.identity is not None  # oidc, ambient, or assumeAgency on top
         if self._force_credentials_refresh:
-            cache.invalidate(self.namespace, secret)
+            if ref is not None:
+                cache.invalidate(self.namespace, ref.name)
+            if keyless and identities is not None:
+                identities.forget(self.namespace, spec)
             self._force_credentials_refresh = False
         self._retry_after = 0.0
         for attempt in (1, 2):
             try:
-                credentials = await cache.get(self.namespace, secret)
+                if keyless:
+                    auth = await self._keyless_auth(spec)
+                else:
+                    assert ref is not None  # the spec's rule: exactly one source
+                    secret = await cache.get(self.namespace, ref.name)
+                    auth = secret.auth(spec.project_id)
                 workflows = await self._services.cce.list_upgrade_workflows(
                     spec.project_id,
                     spec.cluster_id,
-                    auth=credentials.auth(spec.project_id),
+                    auth=auth,
                     endpoint=spec.endpoint,
                     region=spec.region,
                     tenant=self.namespace,  # the client shares its slots fairly by namespace
@@ -368,16 +389,41 @@ class PollLoop:
                 return PollFailure(CredentialsNotFound.reason, str(exc))
             except SecretUnreadable as exc:
                 return PollFailure(SecretUnreadable.reason, str(exc))
+            except IdentityNotAllowed as exc:
+                return PollFailure(IdentityNotAllowed.reason, str(exc), at_once=True)
             except CredentialsRejected as exc:
-                # Maybe the Secret was rotated and the cached key revoked: read the
-                # Secret again and retry once before reporting the key as invalid.
-                cache.invalidate(self.namespace, secret)
+                # Maybe the Secret was rotated and the cached key revoked, or the
+                # temporary credentials were revoked: read the Secret again (or
+                # exchange anew) and retry once before reporting them as invalid.
+                if ref is not None:
+                    cache.invalidate(self.namespace, ref.name)
+                if keyless and identities is not None:
+                    identities.forget(self.namespace, spec)
                 if attempt == 2:
                     return PollFailure.from_error(exc)
             except CceError as exc:
                 self._retry_after = getattr(exc, "retry_after", None) or 0.0
                 return PollFailure.from_error(exc)
         raise AssertionError("unreachable")
+
+    async def _keyless_auth(self, spec: WatchSpec) -> httpx.Auth:
+        """Signing with the temporary credentials of the watch's `spec.identity`."""
+        identities = self._services.identities
+        if identities is None:
+            raise IdentityNotAllowed(
+                "spec.identity: this operator was started without keyless identities"
+            )
+        ref = spec.credentials_secret_ref
+        cache = self._services.credentials
+
+        async def secret_keys() -> KeyCredentials:
+            assert ref is not None
+            return _as_key_credentials(ref.name, await cache.get(self.namespace, ref.name))
+
+        keys = await identities.credentials(
+            self.namespace, spec, secret_keys if ref is not None else None
+        )
+        return keys.auth(spec.project_id)
 
     async def _report_rejected_status(
         self, spec: WatchSpec, generation: int, exc: StatusRejected
@@ -503,6 +549,19 @@ _FALLBACK_SPEC = parse_watch_spec(
         "credentialsSecretRef": {"name": "placeholder"},
     }
 )
+
+
+def _as_key_credentials(secret: str, credentials: CloudCredentials) -> KeyCredentials:
+    """A Secret's AK/SK as the source of an `assumeAgency` (STS needs a signature:
+    an IAM token cannot sign)."""
+    if credentials.access_key is None or credentials.secret_key is None:
+        raise CredentialsNotFound(
+            f"Secret {secret!r}: spec.identity.assumeAgency needs 'accessKey' and "
+            "'secretKey' to sign the AssumeAgency call; a 'token' cannot"
+        )
+    return KeyCredentials(
+        credentials.access_key, credentials.secret_key, credentials.security_token
+    )
 
 
 def _on_poll_grid(moment: float) -> float:

@@ -30,11 +30,16 @@ from cce_upgrade_watch.durations import format_duration, parse_duration
 __all__ = [
     "ACTIVE_POLL_INTERVAL_MIN",
     "DEFAULT_ACTIVE_POLL_INTERVAL",
+    "DEFAULT_AUDIENCE",
     "DEFAULT_HISTORY_LIMIT",
     "DEFAULT_POLL_INTERVAL",
     "HISTORY_LIMIT_MAX",
     "POLL_INTERVAL_MAX",
     "POLL_INTERVAL_MIN",
+    "AmbientIdentity",
+    "AssumeAgency",
+    "Identity",
+    "OidcIdentity",
     "SecretReference",
     "SpecError",
     "WatchSpec",
@@ -145,6 +150,132 @@ class SecretReference(_Model):
     ]
 
 
+#: The audience of the ServiceAccount tokens the operator mints for an `oidc`
+#: identity unless the spec names another: the one the identity provider in IAM
+#: is configured to accept (its "client ID"). Configurable because it is whatever
+#: the cloud admin typed there; this default is the STS service's name, which is
+#: what phase A's provider, the simulator and docs/INSTALL.md use.
+DEFAULT_AUDIENCE = "sts.myhuaweicloud.com"
+#: STS sessions: 15 minutes to 12 hours (the agency's maximum may be lower); one
+#: hour at most when chained through AssumeAgency (Huawei's AssumeAgency page).
+DURATION_MIN = 900
+DURATION_MAX = 43200
+CHAINED_DURATION_MAX = 3600
+
+# A ServiceAccount name (DNS-1123 subdomain), the same rule as a Secret name.
+_SERVICE_ACCOUNT = _DNS1123_SUBDOMAIN
+# `iam::<32-hex account id>:identity-provider:<name>` / `...:agency:<name>`.
+_PROVIDER_URN = re.compile(r"iam::[0-9a-f]{32}:identity-provider:[A-Za-z0-9_.\-]{1,64}")
+_AGENCY_URN = re.compile(r"iam::[0-9a-f]{32}:agency:[A-Za-z0-9_.\-]{1,64}")
+_IDP_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_AGENCY_NAME = _IDP_ID
+_DOMAIN_ID = re.compile(r"[0-9a-f]{32}")
+_AUDIENCE = re.compile(r"[!-~]{1,253}")  # printable ASCII, no spaces
+
+ServiceAccountName = Annotated[
+    str,
+    Field(min_length=1, max_length=253),
+    _matching(_SERVICE_ACCOUNT, "a ServiceAccount name (a DNS-1123 subdomain)"),
+]
+AgencyUrn = Annotated[
+    str, _matching(_AGENCY_URN, "an agency URN such as iam::<account id>:agency:<name>")
+]
+
+
+def _duration_seconds(maximum: int) -> Any:
+    def check(value: int) -> int:
+        if not DURATION_MIN <= value <= maximum:
+            raise ValueError(f"must be between {DURATION_MIN} and {maximum} seconds, got {value}")
+        return value
+
+    return AfterValidator(check)
+
+
+class OidcIdentity(_Model):
+    """A ServiceAccount of the watch's own namespace, federated through IAM.
+
+    With `identityProviderUrn` (and `agencyUrn`) the token is exchanged at STS
+    (AssumeAgencyWithOIDC); with `identityProviderId`, on the older two-step IAM
+    path (the provider's identity conversion rules grant the permissions).
+    """
+
+    service_account_name: ServiceAccountName = Field(alias="serviceAccountName")
+    identity_provider_urn: (
+        Annotated[
+            str,
+            _matching(
+                _PROVIDER_URN,
+                "an identity provider URN such as iam::<account id>:identity-provider:<name>",
+            ),
+        ]
+        | None
+    ) = Field(default=None, alias="identityProviderUrn")
+    identity_provider_id: (
+        Annotated[str, _matching(_IDP_ID, "an identity provider name (1-64 of A-Z a-z 0-9 _ - .)")]
+        | None
+    ) = Field(default=None, alias="identityProviderId")
+    agency_urn: AgencyUrn | None = Field(default=None, alias="agencyUrn")
+    audience: Annotated[
+        str, _matching(_AUDIENCE, "1 to 253 printable ASCII characters without spaces")
+    ] = DEFAULT_AUDIENCE
+    duration_seconds: Annotated[int, _duration_seconds(DURATION_MAX)] = Field(
+        default=3600, alias="durationSeconds"
+    )
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> OidcIdentity:
+        if (self.identity_provider_urn is None) == (self.identity_provider_id is None):
+            raise ValueError(
+                "set exactly one of identityProviderUrn (STS) and "
+                "identityProviderId (the two-step IAM path)"
+            )
+        if self.identity_provider_urn is not None and self.agency_urn is None:
+            raise ValueError("agencyUrn is required with identityProviderUrn")
+        return self
+
+
+class AmbientIdentity(_Model):
+    """The operator's own identity (`run --ambient-credentials`), where the admin allows it."""
+
+
+class AssumeAgency(_Model):
+    """Cross-account: the source's credentials turned into an agency's (STS AssumeAgency)."""
+
+    agency_urn: AgencyUrn | None = Field(default=None, alias="agencyUrn")
+    domain_id: (
+        Annotated[str, _matching(_DOMAIN_ID, "an account (domain) id, 32 lowercase hex")] | None
+    ) = Field(default=None, alias="domainId")
+    agency_name: (
+        Annotated[str, _matching(_AGENCY_NAME, "an agency name (1-64 of A-Z a-z 0-9 _ - .)")] | None
+    ) = Field(default=None, alias="agencyName")
+    duration_seconds: Annotated[int, _duration_seconds(CHAINED_DURATION_MAX)] = Field(
+        default=CHAINED_DURATION_MAX, alias="durationSeconds"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AssumeAgency:
+        by_name = self.domain_id is not None or self.agency_name is not None
+        if (self.agency_urn is not None) == by_name or (
+            by_name and (self.domain_id is None or self.agency_name is None)
+        ):
+            raise ValueError("set either agencyUrn, or domainId and agencyName")
+        return self
+
+    @property
+    def urn(self) -> str:
+        if self.agency_urn is not None:
+            return self.agency_urn
+        return f"iam::{self.domain_id}:agency:{self.agency_name}"
+
+
+class Identity(_Model):
+    """`spec.identity`: a keyless source (oidc | ambient) and/or `assumeAgency`."""
+
+    oidc: OidcIdentity | None = None
+    ambient: AmbientIdentity | None = None
+    assume_agency: AssumeAgency | None = Field(default=None, alias="assumeAgency")
+
+
 class WatchSpec(_Model):
     """A validated `CceUpgradeWatch.spec`; build it with `parse_watch_spec`."""
 
@@ -152,7 +283,10 @@ class WatchSpec(_Model):
     endpoint: Endpoint | None = None
     project_id: ProjectId = Field(alias="projectId")
     cluster_id: ClusterId = Field(alias="clusterId")
-    credentials_secret_ref: SecretReference = Field(alias="credentialsSecretRef")
+    credentials_secret_ref: SecretReference | None = Field(
+        default=None, alias="credentialsSecretRef"
+    )
+    identity: Identity | None = None
     poll_interval: PollInterval = Field(default=DEFAULT_POLL_INTERVAL, alias="pollInterval")
     active_poll_interval: ActivePollInterval = Field(
         default=DEFAULT_ACTIVE_POLL_INTERVAL, alias="activePollInterval"
@@ -164,10 +298,24 @@ class WatchSpec(_Model):
     def _region_or_endpoint(self) -> WatchSpec:
         if self.region is None and self.endpoint is None:
             raise ValueError(_REGION_OR_ENDPOINT)
+        identity = self.identity or Identity()
+        sources = sum(
+            x is not None for x in (self.credentials_secret_ref, identity.oidc, identity.ambient)
+        )
+        if sources != 1:
+            raise ValueError(_ONE_SOURCE)
         return self
+
+    @property
+    def assume_agency(self) -> AssumeAgency | None:
+        return self.identity.assume_agency if self.identity else None
 
 
 _REGION_OR_ENDPOINT = "spec.region or spec.endpoint must be set"
+_ONE_SOURCE = (
+    "spec: set exactly one credentials source: credentialsSecretRef, identity.oidc "
+    "or identity.ambient"
+)
 
 
 class SpecError(ValueError):
@@ -196,6 +344,11 @@ def parse_watch_spec(raw: Mapping[str, Any] | None) -> WatchSpec:
     neither = raw.get("region") is None and raw.get("endpoint") is None
     if neither and _REGION_OR_ENDPOINT not in problems:
         problems.append(_REGION_OR_ENDPOINT)
+    identity = raw.get("identity")
+    identity = identity if isinstance(identity, Mapping) else {}
+    given = (raw.get("credentialsSecretRef"), identity.get("oidc"), identity.get("ambient"))
+    if sum(x is not None for x in given) != 1 and _ONE_SOURCE not in problems:
+        problems.append(_ONE_SOURCE)
     raise SpecError(problems)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 
 from cce_upgrade_watch.cce.bodies import DEFAULT_MAX_BODY_BYTES
 from cce_upgrade_watch.cce.endpoints import (
@@ -14,6 +16,8 @@ from cce_upgrade_watch.cce.endpoints import (
     EndpointPolicy,
     parse_host_pattern,
 )
+from cce_upgrade_watch.cce.identity.providers import DOCUMENTED_METADATA_ENDPOINT
+from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.durations import parse_duration
 
 
@@ -33,6 +37,20 @@ def _host_patterns(text: str) -> list[str]:
         return [parse_host_pattern(p) for p in text.split(",") if p.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+AMBIENT_KINDS = ("metadata", "pod-identity", "oidc")
+
+
+def _namespaces(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not _NAMESPACE.fullmatch(name):
+            raise argparse.ArgumentTypeError(f"not a namespace name: {name[:80]!r}")
+    return names
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +162,47 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="allow endpoints on loopback hosts (127.0.0.0/8, ::1, localhost), also over "
         "plain http://: for the simulator in tests and the demo, never in a cluster",
     )
+    keyless = parser.add_argument_group("keyless identities (spec.identity)")
+    keyless.add_argument(
+        "--ambient-credentials",
+        choices=AMBIENT_KINDS,
+        default=None,
+        help="let watches use the operator's own identity (spec.identity.ambient): the "
+        "node's agency from the ECS metadata service, CCE pod identity "
+        "(HC_CONTAINER_CREDENTIALS_FULL_URI, HC_CONTAINER_AUTHORIZATION_TOKEN_FILE) or the "
+        "operator's ServiceAccount through STS (HUAWEICLOUD_OIDC_PROVIDER_URN, "
+        "HUAWEICLOUD_OIDC_AGENCY_URN, HUAWEICLOUD_OIDC_TOKEN_FILE); off by default",
+    )
+    keyless.add_argument(
+        "--ambient-credentials-namespaces",
+        type=_namespaces,
+        action="extend",
+        default=[],
+        metavar="NS,...",
+        help="the namespaces whose watches may use the ambient identity (comma-separated, "
+        "repeatable); a watch elsewhere gets Synced=False IdentityNotAllowed, nothing sent",
+    )
+    keyless.add_argument(
+        "--metadata-endpoint",
+        default=DOCUMENTED_METADATA_ENDPOINT,
+        metavar="URL",
+        help=f"the ECS metadata service for --ambient-credentials metadata "
+        f"(default {DOCUMENTED_METADATA_ENDPOINT}; http only to loopback or link-local hosts)",
+    )
+    keyless.add_argument(
+        "--sts-endpoint",
+        default=None,
+        metavar="URL",
+        help="the STS endpoint for every watch (default: the watch's region's, "
+        "https://sts.<region>.myhuaweicloud.com); must pass the endpoint allow-list",
+    )
+    keyless.add_argument(
+        "--iam-endpoint",
+        default=None,
+        metavar="URL",
+        help="the IAM endpoint for identity.oidc.identityProviderId (default: the watch's "
+        "region's); must pass the endpoint allow-list",
+    )
     parser.add_argument(
         "-l",
         "--selector",
@@ -210,12 +269,33 @@ def configure_logging(*, verbose: bool, log_format: str) -> None:
         logger.setLevel(max(logger.getEffectiveLevel(), logging.INFO))
 
 
+def _check_ambient(config: OperatorConfig) -> None:
+    """Refuse to start with a half-configured ambient identity (nothing is sent)."""
+    import httpx
+
+    from cce_upgrade_watch.cce.identity import IdentityHttp
+    from cce_upgrade_watch.cce.senders import AiohttpSender
+    from cce_upgrade_watch.identities import ambient_provider
+
+    assert config.ambient_credentials is not None
+    try:
+        ambient_provider(
+            config.ambient_credentials,
+            http=IdentityHttp(AiohttpSender(httpx.Timeout(5.0), 1)),  # never opened
+            env=os.environ,
+            metadata_endpoint=config.metadata_endpoint,
+            sts_endpoint=config.sts_endpoint,
+            policy=config.endpoint_policy,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"--ambient-credentials {config.ambient_credentials}: {exc}") from None
+
+
 def execute(args: argparse.Namespace) -> int:
     # kopf is imported here, not at module level, so other subcommands start fast.
     import kopf
 
     from cce_upgrade_watch import handlers
-    from cce_upgrade_watch.config import OperatorConfig
     from cce_upgrade_watch.metrics import OperatorMetrics
     from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
@@ -233,7 +313,16 @@ def execute(args: argparse.Namespace) -> int:
         endpoint_policy=EndpointPolicy.from_flags(
             args.allowed_endpoint_hosts, allow_insecure_loopback=args.allow_insecure_loopback
         ),
+        ambient_credentials=args.ambient_credentials,
+        ambient_namespaces=frozenset(args.ambient_credentials_namespaces),
+        metadata_endpoint=args.metadata_endpoint,
+        sts_endpoint=args.sts_endpoint,
+        iam_endpoint=args.iam_endpoint,
     )
+    if args.ambient_credentials_namespaces and not args.ambient_credentials:
+        raise SystemExit("--ambient-credentials-namespaces needs --ambient-credentials")
+    if args.ambient_credentials:
+        _check_ambient(config)
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = max(1, round(args.peering_lifetime.total_seconds()))
     if args.selector:

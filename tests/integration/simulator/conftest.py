@@ -3,7 +3,7 @@ manual clock, and a small client that signs requests like the SDK does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +20,9 @@ from cce_upgrade_watch.simulator import (
     DEMO_SECRET_KEY,
     ManualClock,
     SimulatorServer,
+    SimulatorThread,
 )
+from tests.support.oidc import TestIssuer, identity_config
 
 START = 1_700_000_000.0
 OTHER_PROJECT = "fedcba9876543210fedcba9876543210"
@@ -135,3 +137,20 @@ async def launch(http: httpx.AsyncClient) -> AsyncIterator[Launch]:
     yield launch
     for server in servers:
         await server.stop()
+
+
+@pytest.fixture
+def issuer() -> TestIssuer:
+    return TestIssuer()
+
+
+@pytest.fixture
+def simulator(issuer: TestIssuer) -> Iterator[SimulatorThread]:
+    """The simulator with every identity path configured, trusting `issuer`."""
+    with SimulatorThread(SimulatorServer("history", clock=ManualClock())) as sim:
+        sim.call(
+            lambda state: state.identity.configure(
+                identity_config(project_id=DEMO_PROJECT_ID, jwks=issuer.jwks())
+            )
+        )
+        yield sim

@@ -31,8 +31,6 @@ from huaweicloudsdksts.v1 import AssumeAgencyReqBody, AssumeAgencyRequest, StsCl
 from cce_upgrade_watch.simulator import (
     DEMO_CLUSTER_ID,
     DEMO_PROJECT_ID,
-    ManualClock,
-    SimulatorServer,
     SimulatorThread,
 )
 from cce_upgrade_watch.simulator.identity_app import POD_IDENTITY_PATH
@@ -41,25 +39,8 @@ from tests.support.oidc import (
     CROSS_AGENCY_URN,
     PROVIDER_URN,
     TestIssuer,
-    identity_config,
     subject,
 )
-
-
-@pytest.fixture
-def issuer() -> TestIssuer:
-    return TestIssuer()
-
-
-@pytest.fixture
-def simulator(issuer: TestIssuer) -> Iterator[SimulatorThread]:
-    with SimulatorThread(SimulatorServer("history", clock=ManualClock())) as sim:
-        sim.call(
-            lambda state: state.identity.configure(
-                identity_config(project_id=DEMO_PROJECT_ID, jwks=issuer.jwks())
-            )
-        )
-        yield sim
 
 
 @pytest.fixture(autouse=True)

@@ -98,14 +98,16 @@ def test_spec_defaults_and_required(spec_schema: dict[str, Any]) -> None:
     # No interval defaults in the schema: unset intervals take the operator-wide
     # defaults (`run --default-poll-interval`, 5m and 30s unless changed).
     assert defaults == {"suspend": False, "historyLimit": 5}
-    assert sorted(spec_schema["required"]) == ["clusterId", "credentialsSecretRef", "projectId"]
+    # credentialsSecretRef or spec.identity: a CEL rule demands exactly one source.
+    assert sorted(spec_schema["required"]) == ["clusterId", "projectId"]
     assert properties["historyLimit"]["minimum"] == 0
     assert properties["historyLimit"]["maximum"] == 50
     # Only a name: a Secret of another namespace cannot be named.
     secret_ref = properties["credentialsSecretRef"]
     assert list(secret_ref["properties"]) == ["name"]
     assert secret_ref["required"] == ["name"]
-    [region_rule] = _rules(spec_schema)
+    [region_rule, source_rule] = _rules(spec_schema)
+    assert "exactly one credentials source" in " ".join(source_rule["message"].split())
     assert region_rule["rule"] == "has(self.region) || has(self.endpoint)"
     assert "spec.region or spec.endpoint" in region_rule["message"]
 

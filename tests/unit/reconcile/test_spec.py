@@ -34,7 +34,7 @@ def test_defaults() -> None:
     assert spec.suspend is False
     assert spec.history_limit == 5
     assert spec.endpoint is None
-    assert spec.credentials_secret_ref.name == "cce-credentials"
+    assert spec.credentials_secret_ref == SecretReference(name="cce-credentials")
 
 
 def test_full_spec_as_kopf_passes_it() -> None:
