@@ -97,3 +97,23 @@ def world(
     namespace: str,
 ) -> World:
     return World(control_plane, simulator, operator, namespace)
+
+
+@pytest.fixture(scope="module")
+def discovery_open_to_anonymous(control_plane: ControlPlane) -> Iterator[None]:
+    """Lets the simulator's STS read the apiserver's OIDC discovery and JWKS.
+
+    Anonymous clients may read them only through the
+    `system:service-account-issuer-discovery` ClusterRole, which Kubernetes binds
+    to ServiceAccounts alone by default; a cloud's STS holds no cluster credentials.
+    """
+    name = f"oidc-discovery-anonymous-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl(
+        "create",
+        "clusterrolebinding",
+        name,
+        "--clusterrole=system:service-account-issuer-discovery",
+        "--group=system:unauthenticated",
+    )
+    yield
+    control_plane.kubectl("delete", "clusterrolebinding", name, check=False)

@@ -13,7 +13,6 @@ as a cloud's STS (which holds no cluster credentials) needs.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -37,20 +36,6 @@ from tests.support.controlplane import ControlPlane
 from tests.support.oidc import AGENCY_URN, AUDIENCE, PROVIDER_URN, identity_config, subject
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"  # hack/localcluster's
-
-
-@pytest.fixture(scope="module")
-def discovery_open_to_anonymous(control_plane: ControlPlane) -> Iterator[None]:
-    name = f"oidc-discovery-anonymous-{uuid.uuid4().hex[:6]}"
-    control_plane.kubectl(
-        "create",
-        "clusterrolebinding",
-        name,
-        "--clusterrole=system:service-account-issuer-discovery",
-        "--group=system:unauthenticated",
-    )
-    yield
-    control_plane.kubectl("delete", "clusterrolebinding", name, check=False)
 
 
 @pytest.fixture

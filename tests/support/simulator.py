@@ -106,5 +106,14 @@ class SimulatorControl:
     def show(self, cluster_id: str) -> Any:
         return self._call("GET", f"/clusters/{cluster_id}")
 
+    def configure_identity(self, config: dict[str, Any]) -> Any:
+        """`PUT /_sim/identity`: STS, IAM, metadata and pod identity (simulator/identity.py)."""
+        return self._call("PUT", "/identity", json=config)
+
+    def identity(self) -> dict[str, Any]:
+        """The identity configuration and counters: exchanges, refusals, sessions."""
+        described: dict[str, Any] = self._call("GET", "/identity")
+        return described
+
     def close(self) -> None:
         self._http.close()

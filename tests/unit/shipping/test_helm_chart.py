@@ -109,6 +109,12 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
             "--set",
             "rbac.secretGrants[0].names={cce-credentials}",
             "--set",
+            "rbac.tokenAccess=clusterWide",
+            "--set",
+            "rbac.tokenGrants[0].namespace=team-a",
+            "--set",
+            "rbac.tokenGrants[0].names={watcher}",
+            "--set",
             "allowedEndpointHosts={*.gw.example.com}",
             "--set",
             "admissionPolicy.enabled=false,networkPolicy.egress.enabled=false",
@@ -135,8 +141,8 @@ def test_helm_lint_strict(values: tuple[str, ...]) -> None:
 def test_defaults_render_what_the_kustomize_base_installs() -> None:
     objects = helm_template(helm_binary())
     assert sorted(obj["kind"] for obj in objects) == sorted(
-        ["ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment",
-         "Service", "NetworkPolicy", "NetworkPolicy", "ValidatingAdmissionPolicy",
+        ["ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding",
+         "Deployment", "Service", "NetworkPolicy", "NetworkPolicy", "ValidatingAdmissionPolicy",
          "ValidatingAdmissionPolicyBinding"]
     )  # fmt: skip
     # The same permissions as manifests/, comments aside: no Secret in the main
@@ -148,6 +154,10 @@ def test_defaults_render_what_the_kustomize_base_installs() -> None:
     assert (
         only(objects, "ClusterRole", f"{FULLNAME}-secret-reader")["rules"]
         == manifest("ClusterRole", "cce-upgrade-watch-secret-reader")["rules"]
+    )
+    assert (
+        only(objects, "ClusterRole", f"{FULLNAME}-token-creator")["rules"]
+        == manifest("ClusterRole", "cce-upgrade-watch-token-creator")["rules"]
     )
     assert not any(
         "secrets" in r["resources"] for r in only(objects, "ClusterRole", FULLNAME)["rules"]
@@ -289,6 +299,42 @@ def test_secret_access_per_namespace_by_name_or_cluster_wide() -> None:
     )
     assert result.returncode != 0
     assert "perNamespace or clusterWide" in result.stderr
+
+
+@requires_helm
+def test_token_access_per_namespace_by_name_or_cluster_wide() -> None:
+    # The default: no binding lets the operator mint any ServiceAccount token.
+    objects = helm_template(helm_binary())
+    assert all(
+        b["roleRef"]["name"] != f"{FULLNAME}-token-creator"
+        for b in objects_by_kind(objects, "ClusterRoleBinding")
+    )
+    objects = helm_template(
+        helm_binary(),
+        "--set", "rbac.tokenGrants[0].namespace=team-a",
+        "--set", "rbac.tokenGrants[0].names={watcher}",
+    )  # fmt: skip
+    role = only(objects, "Role", f"{FULLNAME}-identity")
+    assert role["metadata"]["namespace"] == "team-a"
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts/token"],
+            "resourceNames": ["watcher"],
+            "verbs": ["create"],
+        }
+    ]
+    assert only(objects, "RoleBinding", f"{FULLNAME}-identity")["roleRef"]["name"] == (
+        f"{FULLNAME}-identity"
+    )
+    objects = helm_template(helm_binary(), "--set", "rbac.tokenAccess=clusterWide")
+    wide = only(objects, "ClusterRoleBinding", f"{FULLNAME}-token-creator")
+    assert wide["roleRef"]["name"] == f"{FULLNAME}-token-creator"
+    result = helm(
+        helm_binary(), "template", "cuw", str(CHART), "--set", "rbac.tokenAccess=x", check=False
+    )
+    assert result.returncode != 0
+    assert "rbac.tokenAccess must be perNamespace or clusterWide" in result.stderr
 
 
 @requires_helm
