@@ -7,6 +7,12 @@ credential value, nor its base64 form, may appear in the operator's log (at
 DEBUG, `run -v`), the Events, the objects (status), the metrics output, or the
 `check` command's output and errors (including its 401 path).
 
+Keyless identities too (`spec.identity`): the ServiceAccount tokens the operator
+mints (no JWT may appear anywhere), the temporary keys and security tokens STS,
+IAM and the metadata service issue (with 20 s lifetimes, so renewals are
+covered), IAM's unscoped tokens and the metadata session tokens, all read back
+from the simulator's `/_sim/identity/issued`.
+
 The access key id is not a secret in itself (it travels in every Authorization
 header), but it is a credential: it must not appear whole either; the first four
 characters, as `AkSkAuth` shows them, are allowed.
@@ -17,8 +23,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +34,14 @@ import pytest
 
 from cce_upgrade_watch.simulator import DEMO_PROJECT_ID
 from tests.support.controlplane import ControlPlane
+from tests.support.oidc import (
+    AGENCY_URN,
+    CROSS_AGENCY_URN,
+    IDP_ID,
+    PROVIDER_URN,
+    identity_config,
+    subject,
+)
 from tests.support.operatorprocess import OperatorProcess
 from tests.support.reliability import (
     measured,
@@ -34,6 +50,7 @@ from tests.support.reliability import (
     wait_for_requests,
 )
 from tests.support.simulator import SimulatorControl
+from tests.support.waiting import wait_until
 from tests.support.world import World
 
 ACCESS_KEY = "HYGIENEAKQ7Z3X9W2V5"
@@ -58,12 +75,26 @@ def leaks(text: str) -> list[str]:
     return [value for value in forbidden() if value in text]
 
 
+#: A ServiceAccount token (any JWT): a base64url JSON header, then the claims.
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+
+
+@pytest.fixture(scope="module")
+def ambient_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """The one namespace whose watches may use the operator's ambient identity."""
+    name = f"hygiene-ambient-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="module")
 def debug_operator(
     control_plane: ControlPlane,
     crd: str,
     operator: OperatorProcess,
     simulator: SimulatorControl,
+    ambient_namespace: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     simulator._call(
@@ -77,7 +108,13 @@ def debug_operator(
             "tokens": [TOKEN],
         },
     )
-    args = ("-A", "-v", "--max-initial-delay", "0s", "--secret-cache-ttl", "1h")
+    args = (
+        "-A", "-v", "--max-initial-delay", "0s", "--secret-cache-ttl", "1h",
+        # Keyless identities, every exchange at the simulator on 127.0.0.1.
+        "--sts-endpoint", simulator.url, "--iam-endpoint", simulator.url,
+        "--ambient-credentials", "metadata", "--metadata-endpoint", simulator.url,
+        "--ambient-credentials-namespaces", ambient_namespace,
+    )  # fmt: skip
     log = tmp_path_factory.mktemp("debug-operator") / "operator.log"
     with swapped_operator(operator, control_plane.operator_kubeconfig, log, args) as replacement:
         yield replacement
@@ -207,4 +244,89 @@ def test_no_credential_leaves_the_operator(world: World) -> None:
             "operator_log_lines": outputs["operator log"].count("\n"),
             "found": 0,
         },
+    )
+
+
+@pytest.mark.slow
+def test_no_identity_secret_leaves_the_operator(
+    world: World, ambient_namespace: str, discovery_open_to_anonymous: None
+) -> None:
+    """ServiceAccount tokens, temporary keys, security tokens, IAM's unscoped
+    tokens and metadata session tokens: none in any output, with credentials that
+    expire every 20 s (renewed meanwhile) and an exchange STS refuses."""
+    plane, ns = world.plane, world.namespace
+    port = (plane.directory / "apiserver.port").read_text().strip()
+    world.sim.configure_identity(
+        identity_config(
+            project_id=DEMO_PROJECT_ID,
+            discovery_url=f"https://127.0.0.1:{port}",
+            ca_file=str(plane.directory / "certs" / "ca.crt"),
+            trusted=[subject(ns, "watcher")],
+            lifetime=20,
+        )
+    )
+    for account in ("watcher", "intruder"):
+        plane.kubectl("-n", ns, "create", "serviceaccount", account)
+    cluster = world.sim.add_cluster()
+    by_urn = {"identityProviderUrn": PROVIDER_URN, "agencyUrn": AGENCY_URN}
+    identities: dict[str, dict[str, Any]] = {
+        "oidc": {"oidc": {"serviceAccountName": "watcher", **by_urn}},
+        "iam": {"oidc": {"serviceAccountName": "watcher", "identityProviderId": IDP_ID}},
+        "crossed": {
+            "oidc": {"serviceAccountName": "watcher", **by_urn},
+            "assumeAgency": {"agencyUrn": CROSS_AGENCY_URN},
+        },
+        "intruder": {"oidc": {"serviceAccountName": "intruder", **by_urn}},
+    }
+    ambient = World(plane, world.sim, world.operator, ambient_namespace)
+    for target, name, identity in [
+        *((world, name, identity) for name, identity in identities.items()),
+        (ambient, "ambient", {"ambient": {}}),
+    ]:
+        manifest = target.watch_manifest(name, cluster, identity=identity)
+        del manifest["spec"]["credentialsSecretRef"]
+        plane.apply(json.dumps(manifest))
+    for name in ("oidc", "iam", "crossed"):
+        world.wait_condition(name, "Synced", "True", timeout=60)
+    ambient.wait_condition("ambient", "Synced", "True", timeout=60)
+    world.wait_condition("intruder", "Synced", "False", "IdentityExchangeFailed", timeout=60)
+    # Renewals too: wait for credentials issued after the first ones expired.
+    first = len(world.sim.identity_issued()["sessions"])
+    wait_until(
+        lambda: len(world.sim.identity_issued()["sessions"]) >= first + 3,
+        timeout=60,
+        message="no credentials renewed",
+    )
+
+    issued = world.sim.identity_issued()
+    values = [
+        *(
+            v
+            for s in issued["sessions"]
+            for v in (s["accessKey"], s["secretKey"], s["securityToken"])
+        ),
+        *issued["unscopedTokens"],
+        *issued["metadataTokens"],
+    ]
+    assert len(issued["sessions"]) >= 5
+    assert issued["unscopedTokens"]
+    assert issued["metadataTokens"]
+    outputs = {
+        "operator log": world.operator.log(),
+        "metrics": world.operator.scrape_metrics(),
+    }
+    for where in (ns, ambient_namespace):
+        outputs[f"events {where}"] = json.dumps(plane.kubectl_json("-n", where, "get", "events"))
+        outputs[f"objects {where}"] = json.dumps(plane.kubectl_json("-n", where, "get", "cuw"))
+    assert "DEBUG" in outputs["operator log"]
+    assert "IdentityExchangeFailed" in outputs[f"objects {ns}"]
+    found = {
+        where: [v[:6] + "..." for v in values if v in text] + JWT.findall(text)[:1]
+        for where, text in outputs.items()
+    }
+    found = {where: hits for where, hits in found.items() if hits}
+    assert found == {}, found
+    measured(
+        "identity secrets found",
+        {"values_searched": len(values), "jwt_pattern": True, "found": 0},
     )

@@ -278,6 +278,63 @@ def test_a_watch_may_name_only_a_secret_its_author_may_read(
     assert world.get("mine")["metadata"]["finalizers"] == ["cce.upgradewatch.io/finalizer"]
 
 
+TOKEN_RIGHTS = {
+    "apiGroups": [""],
+    "resources": ["serviceaccounts/token"],
+    "resourceNames": ["watcher"],
+    "verbs": ["create"],
+}
+
+
+def test_a_watch_may_use_only_a_service_account_its_author_may_mint_tokens_for(
+    world: World, admission_policy: None
+) -> None:
+    plane, ns = world.plane, world.namespace
+    plane.kubectl("-n", ns, "create", "serviceaccount", "watcher")
+    grant(plane, ns, "mallory", [WATCH_RIGHTS])
+    grant(plane, ns, "alice", [WATCH_RIGHTS, TOKEN_RIGHTS])
+    cluster = world.sim.add_cluster()
+    account = "0123456789abcdef0123456789abcdef"
+    watch = world.watch_manifest(
+        "keyless",
+        cluster,
+        identity={
+            "oidc": {
+                "serviceAccountName": "watcher",
+                "identityProviderUrn": f"iam::{account}:identity-provider:kube",
+                "agencyUrn": f"iam::{account}:agency:reader",
+            }
+        },
+    )
+    del watch["spec"]["credentialsSecretRef"]
+
+    def refused(user: str, manifest: dict[str, Any]) -> str | None:
+        result = plane.kubectl(
+            "apply", f"--as={user}", "-f", "-", stdin=json.dumps(manifest), check=False
+        )
+        return result.stderr if result.returncode != 0 else None
+
+    message = wait_until(
+        lambda: refused("mallory", watch),
+        timeout=60,
+        message="the admission policy never refused mallory's keyless watch",
+    )
+    measured("refusal", message.strip())
+    assert f'you may not create tokens for ServiceAccount "watcher" in namespace "{ns}"' in (
+        message
+    )
+    # Alice may mint tokens for that ServiceAccount herself: admitted, no Secret needed.
+    assert refused("alice", watch) is None
+    # ... but not for another one.
+    other = json.loads(json.dumps(watch))
+    other["spec"]["identity"]["oidc"]["serviceAccountName"] = "default"
+    assert 'ServiceAccount "default"' in (refused("alice", other) or "")
+    # A watch with neither a Secret nor an identity is refused by the CRD.
+    bare = json.loads(json.dumps(watch))
+    del bare["spec"]["identity"]
+    assert "exactly one credentials source" in (refused("alice", bare) or "")
+
+
 # ---------------------------------------------------------------- a failing Secret read
 
 

@@ -115,5 +115,10 @@ class SimulatorControl:
         described: dict[str, Any] = self._call("GET", "/identity")
         return described
 
+    def identity_issued(self) -> dict[str, Any]:
+        """Every temporary key, security token and session token issued so far."""
+        issued: dict[str, Any] = self._call("GET", "/identity/issued")
+        return issued
+
     def close(self) -> None:
         self._http.close()

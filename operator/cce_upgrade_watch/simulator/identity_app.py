@@ -10,6 +10,7 @@ metadata service and CCE's pod-identity agent, as the official SDK calls them.
     POST /v1/pod-identity/credentials         pod identity (token in Authorization)
     GET|PUT /_sim/identity                    the configuration (see `identity.py`)
     POST|DELETE /_sim/identity/outage         {"kind", "count"?}: answer 503 (an outage)
+    GET  /_sim/identity/issued                every secret handed out (for hygiene tests)
 
 Issued keys go into the same credential store the CCE API checks, with their
 projects and expiry, so the CCE API accepts them (signature and X-Security-Token)
@@ -386,6 +387,26 @@ async def show_config(request: web.Request, state: SimulatorState) -> web.Respon
     return web.json_response(state.identity.describe())
 
 
+async def show_issued(request: web.Request, state: SimulatorState) -> web.Response:
+    """Every temporary secret issued so far, in full: the secret-hygiene tests
+    search the operator's outputs for them. A test tool's control API only."""
+    identity = state.identity
+    return web.json_response(
+        {
+            "sessions": [
+                {
+                    "accessKey": s.access_key,
+                    "secretKey": s.secret_key,
+                    "securityToken": s.security_token,
+                }
+                for s in identity.sessions.values()
+            ],
+            "unscopedTokens": list(identity.unscoped_tokens),
+            "metadataTokens": list(identity.metadata_tokens),
+        }
+    )
+
+
 async def put_config(request: web.Request, state: SimulatorState) -> web.Response:
     try:
         data = json.loads(await request.read() or b"{}")
@@ -443,6 +464,7 @@ def add_identity_routes(app: web.Application, state: SimulatorState) -> None:
         ("POST", POD_IDENTITY_PATH, pod_identity, "pod-identity", True),
         ("GET", "/_sim/identity", show_config, None, False),
         ("PUT", "/_sim/identity", put_config, None, False),
+        ("GET", "/_sim/identity/issued", show_issued, None, False),
         ("POST", "/_sim/identity/outage", start_outage, None, False),
         ("DELETE", "/_sim/identity/outage", end_outages, None, False),
     ]
