@@ -9,6 +9,7 @@ watch's own namespace is ever asked for a token.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,12 +25,15 @@ from cce_upgrade_watch.cce.identity import (
     MetadataProvider,
 )
 from cce_upgrade_watch.cce.senders import AiohttpSender
-from cce_upgrade_watch.identities import Identities, IdentityNotAllowed
+from cce_upgrade_watch.commands import run as run_command
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.identities import Identities, IdentityNotAllowed, ambient_provider
 from cce_upgrade_watch.simulator import (
     DEMO_CLUSTER_ID,
     DEMO_PROJECT_ID,
     SimulatorThread,
 )
+from cce_upgrade_watch.simulator.identity_app import POD_IDENTITY_PATH
 from cce_upgrade_watch.spec import WatchSpec, parse_watch_spec
 from tests.support.oidc import (
     AGENCY_URN,
@@ -213,3 +217,72 @@ def test_ambient_without_an_ambient_identity_is_refused(
                 simulator.url,
             )
         )
+
+
+def test_ambient_kinds_from_the_environment(
+    simulator: SimulatorThread, issuer: TestIssuer, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(issuer.token(subject("team-a", "watcher")))
+    environments = {
+        "pod-identity": {
+            "HC_CONTAINER_CREDENTIALS_FULL_URI": simulator.url + POD_IDENTITY_PATH,
+            "HC_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(token),
+        },
+        "oidc": {
+            "HUAWEICLOUD_OIDC_PROVIDER_URN": PROVIDER_URN,
+            "HUAWEICLOUD_OIDC_AGENCY_URN": AGENCY_URN,
+            "HUAWEICLOUD_OIDC_TOKEN_FILE": str(token),
+        },
+    }
+    for kind, env in environments.items():
+        identities = _identities(
+            Minter(issuer), simulator.url, ambient_namespaces=frozenset({"ops"})
+        )
+        identities.ambient = ambient_provider(
+            kind,
+            http=identities.http,
+            env=env,
+            metadata_endpoint=None,
+            sts_endpoint=simulator.url,
+            policy=LOOPBACK,
+        )
+        asyncio.run(
+            _credentials(identities, "ops", _spec(simulator.url, {"ambient": {}}), simulator.url)
+        )
+    exchanges = simulator.call(lambda state: dict(state.identity.exchanges))
+    assert exchanges.get("pod-identity") == 1
+    assert exchanges.get("oidc") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "env", "sts", "message"),
+    [
+        ("pod-identity", {}, None, "needs the variables HC_CONTAINER_CREDENTIALS_FULL_URI"),
+        ("oidc", {"HUAWEICLOUD_OIDC_PROVIDER_URN": PROVIDER_URN}, None, "needs --sts-endpoint"),
+        (
+            "oidc",
+            {"HUAWEICLOUD_OIDC_PROVIDER_URN": PROVIDER_URN},
+            "http://127.0.0.1:1",
+            "needs both HUAWEICLOUD_OIDC_PROVIDER_URN and HUAWEICLOUD_OIDC_AGENCY_URN",
+        ),
+        ("metadata", {}, None, "needs --metadata-endpoint"),
+    ],
+)
+def test_a_half_configured_ambient_identity_is_refused_at_start(
+    kind: str, env: dict[str, str], sts: str | None, message: str
+) -> None:
+    http = IdentityHttp(AiohttpSender(httpx.Timeout(1.0), 1))
+    with pytest.raises(ValueError, match=message):
+        ambient_provider(
+            kind, http=http, env=env, metadata_endpoint=None, sts_endpoint=sts, policy=LOOPBACK
+        )
+
+
+def test_run_refuses_to_start_with_a_half_configured_ambient_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HC_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.delenv("HC_CONTAINER_AUTHORIZATION_TOKEN_FILE", raising=False)
+    with pytest.raises(SystemExit, match=r"--ambient-credentials pod-identity: .*needs"):
+        run_command._check_ambient(OperatorConfig(ambient_credentials="pod-identity"))
