@@ -60,6 +60,7 @@ def test_kustomize_renders_the_base(control_plane: ControlPlane) -> None:
         ("ServiceAccount", "cce-upgrade-watch"),
         ("ClusterRole", "cce-upgrade-watch"),
         ("ClusterRole", "cce-upgrade-watch-secret-reader"),
+        ("ClusterRole", "cce-upgrade-watch-token-creator"),
         ("ClusterRoleBinding", "cce-upgrade-watch"),
         ("ValidatingAdmissionPolicy", "cce-upgrade-watch-secret-access"),
         ("ValidatingAdmissionPolicyBinding", "cce-upgrade-watch-secret-access"),
@@ -101,7 +102,7 @@ def test_server_side_dry_run_of_the_base_passes(
 ) -> None:
     result = control_plane.kubectl("apply", "--dry-run=server", "-k", str(MANIFESTS))
     created = result.stdout.splitlines()
-    assert len(created) == 12, result.stdout
+    assert len(created) == 13, result.stdout
     assert all(line.endswith("(server dry run)") for line in created), result.stdout
     # The namespace enforces the "restricted" Pod Security Standard and the
     # Deployment's Pod meets it: the API server warns about a Deployment whose Pods
@@ -136,7 +137,10 @@ def test_examples_pass_a_server_side_dry_run(
             )
             assert "(server dry run)" in result.stdout
             applied.append(obj["kind"])
-    assert sorted(applied) == ["CceUpgradeWatch", "Role", "RoleBinding", "Secret", "Secret"]
+    assert sorted(applied) == [
+        "CceUpgradeWatch", "CceUpgradeWatch", "Role", "Role", "RoleBinding", "RoleBinding",
+        "Secret", "Secret",
+    ]  # fmt: skip
 
 
 def test_overlays_render(control_plane: ControlPlane) -> None:

@@ -73,7 +73,8 @@ def test_chart_defaults_pass_a_server_side_dry_run(
     kinds = sorted(line.split("/")[0].split(".")[0] for line in lines)
     assert kinds == sorted([
         "customresourcedefinition", "networkpolicy", "networkpolicy", "serviceaccount",
-        "clusterrole", "clusterrole", "clusterrolebinding", "service", "deployment",
+        "clusterrole", "clusterrole", "clusterrole", "clusterrolebinding", "service",
+        "deployment",
         "validatingadmissionpolicy", "validatingadmissionpolicybinding",
     ])  # fmt: skip
 
@@ -101,11 +102,16 @@ def test_chart_secret_grants_and_cluster_wide_pass_a_server_side_dry_run(
         "--set", f"rbac.secretGrants[0].namespace={namespace}",
         "--set", "rbac.secretGrants[0].names={cce-credentials}",
         "--set", "rbac.secretAccess=clusterWide",
+        "--set", f"rbac.tokenGrants[0].namespace={namespace}",
+        "--set", "rbac.tokenGrants[0].names={watcher}",
+        "--set", "rbac.tokenAccess=clusterWide",
         "--set", "allowedEndpointHosts={*.gw.example.com}",
     )  # fmt: skip
     lines = dry_run(control_plane, manifests)
-    for kind in ("role", "rolebinding"):
-        created = f"{kind}.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-credentials created"
-        assert f"{created} (server dry run)" in lines
-    wide = "clusterrolebinding.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-secret-reader"
-    assert f"{wide} created (server dry run)" in lines
+    for name in ("credentials", "identity"):
+        for kind in ("role", "rolebinding"):
+            created = f"{kind}.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-{name} created"
+            assert f"{created} (server dry run)" in lines
+    for name in ("secret-reader", "token-creator"):
+        wide = f"clusterrolebinding.rbac.authorization.k8s.io/cuw-cce-upgrade-watch-{name}"
+        assert f"{wide} created (server dry run)" in lines

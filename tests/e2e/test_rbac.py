@@ -28,6 +28,7 @@ from tests.support.operatorprocess import OperatorProcess
 from tests.support.rbac import (
     ALL_NAMESPACES,
     SERVICE_ACCOUNT_USER,
+    TENANT_TOKEN_GRANT,
     Installed,
     can_i,
     grant_secret_to_operator,
@@ -158,7 +159,7 @@ def test_every_resource_in_the_table_is_served(
 
 def test_cluster_roles_have_no_wildcards(installed: Installed) -> None:
     roles = [obj for obj in installed.objects if obj["kind"] == "ClusterRole"]
-    assert len(roles) == 2
+    assert len(roles) == 3  # the operator's; Secret reader and token creator, bound nowhere
     for role in roles:
         for rule in role["rules"]:
             for key in ("apiGroups", "resources", "verbs"):
@@ -222,6 +223,54 @@ def test_the_cluster_wide_overlay_grants_get_everywhere_and_nothing_more(
     finally:
         control_plane.kubectl(
             "delete", "clusterrolebinding", "cce-upgrade-watch-secret-reader", "--ignore-not-found"
+        )
+
+
+def token_access(plane: ControlPlane, namespace: str) -> dict[str, bool]:
+    """Whose tokens the operator may mint (TokenRequest), asked of the API server."""
+    questions = {
+        "watcher here": ("serviceaccounts/watcher", namespace),
+        "another ServiceAccount here": ("serviceaccounts/default", namespace),
+        "watcher in default": ("serviceaccounts/watcher", "default"),
+        "in kube-system": ("serviceaccounts/anything", "kube-system"),
+    }
+    return {
+        question: can_i(plane, "create", resource, namespace=ns, subresource="token")
+        for question, (resource, ns) in questions.items()
+    }
+
+
+def test_a_tenant_grants_one_service_accounts_tokens_by_name(
+    control_plane: ControlPlane, installed: Installed, namespace: str
+) -> None:
+    assert not any(token_access(control_plane, namespace).values())
+    grant_secret_to_operator(control_plane, namespace, TENANT_TOKEN_GRANT)
+    after = token_access(control_plane, namespace)
+    print("measured: token access after the tenant's grant:", after)
+    assert after == {
+        "watcher here": True,
+        "another ServiceAccount here": False,
+        "watcher in default": False,
+        "in kube-system": False,
+    }
+
+
+def test_the_cluster_wide_tokens_overlay_grants_token_create_and_nothing_more(
+    control_plane: ControlPlane, installed: Installed, namespace: str
+) -> None:
+    overlay = render(control_plane, REPO_ROOT / "overlays" / "cluster-wide-tokens")
+    extra = [obj for obj in overlay if obj not in installed.objects]
+    assert [(obj["kind"], obj["metadata"]["name"]) for obj in extra] == [
+        ("ClusterRoleBinding", "cce-upgrade-watch-token-creator")
+    ]
+    control_plane.kubectl("apply", "-f", "-", stdin=json.dumps(extra[0]))
+    try:
+        assert all(token_access(control_plane, namespace).values())
+        for verb in ("get", "list", "create", "update", "delete"):
+            assert not can_i(control_plane, verb, "serviceaccounts", namespace=ALL_NAMESPACES), verb
+    finally:
+        control_plane.kubectl(
+            "delete", "clusterrolebinding", "cce-upgrade-watch-token-creator", "--ignore-not-found"
         )
 
 

@@ -38,12 +38,16 @@ CLUSTER_SCOPED_KINDS = frozenset(
 )
 #: The tenant's grant of its credentials Secret to the operator (by name).
 TENANT_GRANT = MANIFESTS / "examples" / "tenant-secret-access.yaml"
+#: The tenant's grant of one ServiceAccount's tokens to the operator (by name).
+TENANT_TOKEN_GRANT = MANIFESTS / "examples" / "tenant-token-access.yaml"
 
 
-def grant_secret_to_operator(plane: ControlPlane, namespace: str) -> None:
-    """Apply the shipped tenant example (Role naming `cce-credentials` + RoleBinding)
+def grant_secret_to_operator(
+    plane: ControlPlane, namespace: str, example: Path = TENANT_GRANT
+) -> None:
+    """Apply a shipped tenant example (a Role naming one object + its RoleBinding)
     into `namespace`, as a tenant would."""
-    for obj in yaml.safe_load_all(TENANT_GRANT.read_text()):
+    for obj in yaml.safe_load_all(example.read_text()):
         obj["metadata"]["namespace"] = namespace
         plane.kubectl("apply", "-f", "-", stdin=json.dumps(obj))
 
