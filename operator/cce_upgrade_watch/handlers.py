@@ -167,6 +167,10 @@ async def poll(
         # another live watch names the same Secret.
         in_use = {key for other in memo.loops.values() if (key := other.credentials_key)}
         memo.services.credentials.retain(in_use)
+        if memo.services.identities is not None:
+            memo.services.identities.retain(
+                set().union(*(other.identity_keys for other in memo.loops.values()))
+            )
 
 
 class QuietWakeups(logging.Filter):

@@ -83,11 +83,25 @@ class Identities:
 
     def forget(self, namespace: str, spec: WatchSpec) -> None:
         """The cloud refused the credentials: the next `credentials` exchanges anew."""
+        for identity in self.identities_of(namespace, spec):
+            if not identity.startswith("secret:"):
+                self.cache.forget(identity)
+
+    def identities_of(self, namespace: str, spec: WatchSpec) -> set[str]:
+        """The cache keys a watch uses: its identity and, under an assumeAgency, its
+        source's (empty when the spec names none that can be resolved)."""
         try:
             provider = self.provider(namespace, spec, _no_secret)
         except (IdentityNotAllowed, ValueError, CceError):
-            return
-        self.cache.forget(provider.identity)
+            return set()
+        keys = {provider.identity}
+        if isinstance(provider, AssumeAgencyProvider):
+            keys.add(provider.source_identity)
+        return keys
+
+    def retain(self, identities: set[str]) -> None:
+        """Drop the cached credentials of every identity no live watch uses."""
+        self.cache.retain(identities)
 
     def provider(
         self, namespace: str, spec: WatchSpec, secret: SecretSource | None = None

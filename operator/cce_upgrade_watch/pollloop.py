@@ -229,6 +229,14 @@ class PollLoop:
             return None
         return (self.namespace, self._spec[1].credentials_secret_ref.name)
 
+    @property
+    def identity_keys(self) -> set[str]:
+        """The keyless identities this loop uses (cache keys), once its spec is known."""
+        identities = self._services.identities
+        if self._spec is None or self._spec[1].identity is None or identities is None:
+            return set()
+        return identities.identities_of(self.namespace, self._spec[1])
+
     def _adopt_newer_status(self, body: Mapping[str, Any]) -> None:
         version = (body.get("metadata") or {}).get("resourceVersion")
         self._noticed_version = version

@@ -286,3 +286,29 @@ def test_run_refuses_to_start_with_a_half_configured_ambient_identity(
     monkeypatch.delenv("HC_CONTAINER_AUTHORIZATION_TOKEN_FILE", raising=False)
     with pytest.raises(SystemExit, match=r"--ambient-credentials pod-identity: .*needs"):
         run_command._check_ambient(OperatorConfig(ambient_credentials="pod-identity"))
+
+
+def test_credentials_of_identities_no_watch_uses_are_dropped(
+    simulator: SimulatorThread, issuer: TestIssuer
+) -> None:
+    identities = _identities(Minter(issuer), simulator.url)
+    plain = _spec(simulator.url, _oidc())
+    crossed = _spec(simulator.url, {**_oidc(), "assumeAgency": {"agencyUrn": CROSS_AGENCY_URN}})
+    keys = identities.identities_of("team-a", crossed)
+    assert keys == {
+        f"assume:{CROSS_AGENCY_URN}<-oidc:team-a/watcher@{PROVIDER_URN}->{AGENCY_URN}",
+        f"oidc:team-a/watcher@{PROVIDER_URN}->{AGENCY_URN}",
+    }
+
+    async def run() -> None:
+        try:
+            await identities.credentials("team-a", crossed)
+            assert len(identities.cache) == 2  # the assumed agency and its source
+            identities.retain(identities.identities_of("team-a", plain))
+            assert len(identities.cache) == 1  # the source, still used by `plain`
+            identities.retain(set())
+            assert len(identities.cache) == 0
+        finally:
+            await identities.http.aclose()
+
+    asyncio.run(run())

@@ -101,6 +101,12 @@ class CredentialCache:
         if lock is not None and not lock.locked():
             del self._locks[identity]
 
+    def retain(self, identities: set[str]) -> None:
+        """Forget every identity not in `identities` (those of the live watches), so
+        credentials of a deleted watch do not stay in memory until they expire."""
+        for key in self._entries.keys() - identities:
+            self.forget(key)
+
     def _fresh(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is None or self._clock() >= entry.refresh_at:
