@@ -338,6 +338,34 @@ def test_token_access_per_namespace_by_name_or_cluster_wide() -> None:
 
 
 @requires_helm
+def test_identity_flags() -> None:
+    assert not any(
+        "ambient" in a or "sts" in a for a in container(helm_template(helm_binary()))["args"]
+    )
+    objects = helm_template(
+        helm_binary(),
+        "--set", "identity.stsEndpoint=https://sts.example.com",
+        "--set", "identity.ambientCredentials=metadata",
+        "--set", "identity.ambientNamespaces={ops,platform}",
+        "--set", "identity.metadataEndpoint=http://169.254.169.254",
+    )  # fmt: skip
+    args = container(objects)["args"]
+    for flag in (
+        "--sts-endpoint=https://sts.example.com",
+        "--ambient-credentials=metadata",
+        "--ambient-credentials-namespaces=ops,platform",
+        "--metadata-endpoint=http://169.254.169.254",
+    ):
+        assert flag in args
+    result = helm(
+        helm_binary(), "template", "cuw", str(CHART),
+        "--set", "identity.ambientCredentials=metadata", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "identity.ambientNamespaces must list" in result.stderr
+
+
+@requires_helm
 def test_allowed_endpoint_hosts_and_metrics_scrapers() -> None:
     objects = helm_template(
         helm_binary(),
