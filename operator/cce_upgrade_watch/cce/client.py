@@ -318,6 +318,34 @@ class CceClient:
         response = await self._call(CANCEL_WORKFLOW, "PATCH", url, auth=auth, json_body=body)
         return _parse_one(CANCEL_WORKFLOW, response, auth)
 
+    async def get_object(
+        self,
+        operation: str,
+        path: str,
+        *,
+        auth: httpx.Auth,
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any]:
+        """GET `path` (already quoted) with the same signing, retries, errors and body
+        handling as the workflow list: the answer as a decoded JSON object.
+
+        A 2xx that is not a JSON object, or that carries an error body, is
+        `InvalidResponse`; other failures raise as `list_upgrade_workflows` does.
+        """
+        url = _resolved_endpoint(region, endpoint) + path
+        response = await self._call(operation, "GET", url, auth=auth)
+        body = _json_or_none(response)
+        if not isinstance(body, dict):
+            raise _make(
+                InvalidResponse, "the response is not a JSON object", operation, response, auth
+            )
+        if _error_fields(body)[0] and not ({"items", "spec", "weekly_period"} & body.keys()):
+            raise _make(
+                InvalidResponse, "an error body in a success response", operation, response, auth
+            )
+        return body
+
     # -- one call, with retries -------------------------------------------------
 
     async def _call(

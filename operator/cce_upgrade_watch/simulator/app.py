@@ -23,9 +23,18 @@ from typing import Any
 from aiohttp import web
 
 from cce_upgrade_watch.cce.signing import DATE_FORMAT, DATE_HEADER
-from cce_upgrade_watch.simulator import control
+from cce_upgrade_watch.simulator import control, lifecycle
 from cce_upgrade_watch.simulator.auth import signature_expired
-from cce_upgrade_watch.simulator.faults import Fault, FaultKind
+from cce_upgrade_watch.simulator.faults import (
+    API_PLANS,
+    API_PRECHECK,
+    API_SNAPSHOTS,
+    API_UPGRADE_INFO,
+    API_WINDOW,
+    API_WORKFLOWS,
+    Fault,
+    FaultKind,
+)
 from cce_upgrade_watch.simulator.identity_app import add_identity_routes
 from cce_upgrade_watch.simulator.render import (
     CODE_INVALID_REQUEST,
@@ -34,6 +43,7 @@ from cce_upgrade_watch.simulator.render import (
     error_body,
     render_list,
     render_workflow,
+    timestamp_formatter,
 )
 from cce_upgrade_watch.simulator.state import (
     Cluster,
@@ -49,7 +59,8 @@ logger = logging.getLogger(__name__)
 STATE_KEY = web.AppKey("simulator_state", SimulatorState)
 REQUEST_ID_HEADER = "X-Request-Id"
 
-API_PREFIX = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}/operation/upgradeworkflows"
+CLUSTER_PREFIX = "/autopilot/v3/projects/{project_id}/clusters/{cluster_id}"
+API_PREFIX = CLUSTER_PREFIX + "/operation/upgradeworkflows"
 
 # Throttling comes from the API gateway, which has its own codes.
 THROTTLE_CODE = "APIGW.0308"
@@ -226,8 +237,11 @@ def gzip_bomb(size: int) -> bytes:
     return b"".join(parts)
 
 
-def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Wrap one API operation in the cloud's request pipeline."""
+def _api_route(
+    operation: Operation, api: str = API_WORKFLOWS
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Wrap one API operation in the cloud's request pipeline; `api` names it for
+    faults that target one API only."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
@@ -240,7 +254,7 @@ def _api_route(operation: Operation) -> Callable[[web.Request], Awaitable[web.St
             cluster.requests.record(state.clock.now())
         style = state.style_for(cluster)
 
-        effects = state.faults.take(cluster_id)
+        effects = state.faults.take(cluster_id, api)
         if effects.latency > 0:
             await asyncio.sleep(effects.latency)
         if effects.action is not None and effects.action.kind in _BODY_FAULTS:
@@ -376,6 +390,50 @@ async def cancel_workflow(call: ApiCall) -> web.Response:
     return _json(_render(call, workflow))
 
 
+# -- the read-only calls around an upgrade (see lifecycle.py) ---------------------------
+
+
+def _now_and_stamp(call: ApiCall) -> tuple[float, lifecycle.Stamp]:
+    style = call.state.style_for(call.cluster)
+    return call.state.clock.now(), timestamp_formatter(style.timestamp_format)
+
+
+async def list_prechecks(call: ApiCall) -> web.Response:
+    now, stamp = _now_and_stamp(call)
+    items = lifecycle.precheck_tasks(call.cluster, now, stamp)
+    return _json({"kind": "List", "apiVersion": "v3", "metadata": {}, "items": items})
+
+
+async def show_precheck(call: ApiCall) -> web.Response:
+    now, stamp = _now_and_stamp(call)
+    task_id = call.request.match_info["task_id"]
+    task = lifecycle.find_precheck(call.cluster, task_id, now, stamp)
+    if task is None:
+        raise ApiError(404, CODE_NOT_FOUND, f"Resource not found: pre-check task {task_id}")
+    return _json(task)
+
+
+async def list_plans(call: ApiCall) -> web.Response:
+    now, stamp = _now_and_stamp(call)
+    return _json(lifecycle.plan_list(call.cluster, now, stamp, call.single_item))
+
+
+async def show_window(call: ApiCall) -> web.Response:
+    window = call.cluster.lifecycle.window
+    # No window set: an empty object (every field of the SDK's answer is optional).
+    return _json(lifecycle.render_window(window) if window is not None else {})
+
+
+async def show_upgrade_info(call: ApiCall) -> web.Response:
+    now, stamp = _now_and_stamp(call)
+    return _json(lifecycle.render_upgrade_info(call.cluster, now, stamp))
+
+
+async def list_snapshots(call: ApiCall) -> web.Response:
+    now, stamp = _now_and_stamp(call)
+    return _json(lifecycle.snapshot_list(call.cluster, now, stamp))
+
+
 def build_app(state: SimulatorState) -> web.Application:
     """The simulator's whole HTTP surface: the API and the control API under /_sim/."""
     app = web.Application(middlewares=[request_id_middleware])
@@ -384,6 +442,18 @@ def build_app(state: SimulatorState) -> web.Application:
     app.router.add_post(API_PREFIX, _api_route(create_workflow))
     app.router.add_get(API_PREFIX + "/{workflow_id}", _api_route(show_workflow))
     app.router.add_patch(API_PREFIX + "/{workflow_id}", _api_route(cancel_workflow))
+    prechecks = CLUSTER_PREFIX + "/operation/precheck/tasks"
+    app.router.add_get(prechecks, _api_route(list_prechecks, API_PRECHECK))
+    app.router.add_get(prechecks + "/{task_id}", _api_route(show_precheck, API_PRECHECK))
+    app.router.add_get(CLUSTER_PREFIX + "/upgradeplans", _api_route(list_plans, API_PLANS))
+    app.router.add_get(CLUSTER_PREFIX + "/maintenancewindows", _api_route(show_window, API_WINDOW))
+    app.router.add_get(
+        CLUSTER_PREFIX + "/upgradeinfo", _api_route(show_upgrade_info, API_UPGRADE_INFO)
+    )
+    app.router.add_get(
+        "/autopilot/v3.1/projects/{project_id}/clusters/{cluster_id}/operation/snapshot/tasks",
+        _api_route(list_snapshots, API_SNAPSHOTS),
+    )
     control.add_routes(app, state)
     add_identity_routes(app, state)
     return app

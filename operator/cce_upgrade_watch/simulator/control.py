@@ -17,7 +17,7 @@ Endpoints (see the package README for the bodies):
     POST   /_sim/clusters/{cluster}/workflows           {"timeline"?, "targetVersion"?, ...}
     POST   /_sim/clusters/{cluster}/workflows/{uid|latest}/force  {"task", "status"} | {"phase"}
     GET    /_sim/faults
-    POST   /_sim/faults                                 {"kind", "clusterId"?, "count"?, ...}
+    POST   /_sim/faults                                 {"kind", "clusterId"?, "api"?, ...}
     DELETE /_sim/faults                                 ?clusterId=
     DELETE /_sim/faults/{id}
     GET    /_sim/stats                                  ?timestamps=1
@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cce_upgrade_watch.simulator.faults import FaultKind
+from cce_upgrade_watch.simulator.faults import API_NAMES, FaultKind
 from cce_upgrade_watch.simulator.render import render_workflow
 from cce_upgrade_watch.simulator.scenarios import (
     DEFAULT_CLUSTER_VERSION,
@@ -402,6 +402,7 @@ class ControlApi:
         options: dict[str, Any] = {
             "cluster_id": _optional(body, "clusterId", str),
             "remaining": _optional(body, "count", int),
+            "api": _choice(body, "api", API_NAMES),
         }
         if kind == FaultKind.ERROR:
             status = _optional(body, "status", int) or 503

@@ -22,8 +22,10 @@ faults before global ones:
 - `oversized`: 200 announcing (`Content-Length`) and sending `bytes` of JSON;
 - `drip`: 200, then the body one byte every `seconds` (default 1), never ending.
 
-Faults hit the upgrade-workflow API before authentication, as a gateway's
-would; the control API under `/_sim/` is never faulted.
+Faults hit the API before authentication, as a gateway's would; the control
+API under `/_sim/` is never faulted. A fault with an `api` hits only that API
+(`API_NAMES`: the workflow calls, or one of the read-only lifecycle calls);
+without one, every API.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ class FaultKind(StrEnum):
     DRIP = "drip"
 
 
+# The APIs a fault can target.
+API_WORKFLOWS = "workflows"
+API_PRECHECK = "precheck"
+API_PLANS = "plans"
+API_WINDOW = "window"
+API_UPGRADE_INFO = "upgradeinfo"
+API_SNAPSHOTS = "snapshots"
+API_NAMES = (API_WORKFLOWS, API_PRECHECK, API_PLANS, API_WINDOW, API_UPGRADE_INFO, API_SNAPSHOTS)
+
 MODIFIER_KINDS = frozenset({FaultKind.LATENCY, FaultKind.SINGLE_ITEM})
 
 
@@ -57,6 +68,7 @@ class Fault:
     id: str
     kind: FaultKind
     cluster_id: str | None = None  # None: every cluster
+    api: str | None = None  # None: every API (see API_NAMES)
     remaining: int | None = None  # None: until cleared
     status: int = 503  # error
     error_code: str | None = None  # error: default by status
@@ -71,6 +83,7 @@ class Fault:
             "id": self.id,
             "kind": str(self.kind),
             "clusterId": self.cluster_id,
+            "api": self.api,
             "remaining": self.remaining,
             "applied": self.applied,
         }
@@ -134,8 +147,8 @@ class FaultBook:
         self._by_cluster.clear()
         return count
 
-    def take(self, cluster_id: str) -> FaultEffects:
-        """The effects for one request to `cluster_id`, consuming counted faults."""
+    def take(self, cluster_id: str, api: str = API_WORKFLOWS) -> FaultEffects:
+        """The effects for one request to `cluster_id`'s `api`, consuming counted faults."""
         own = self._by_cluster.get(cluster_id)
         if not own and not self._global:
             return NO_EFFECTS  # the common case, kept to two lookups
@@ -145,6 +158,8 @@ class FaultBook:
         used: list[tuple[list[Fault], Fault]] = []
         for faults in (own or [], self._global):
             for fault in faults:
+                if fault.api is not None and fault.api != api:
+                    continue
                 if fault.kind == FaultKind.LATENCY:
                     latency = max(latency, fault.latency)
                 elif fault.kind == FaultKind.SINGLE_ITEM:

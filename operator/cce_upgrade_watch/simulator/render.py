@@ -52,7 +52,7 @@ def format_rfc3339(epoch: float) -> str:
     return text + "Z"
 
 
-def _formatter(timestamp_format: TimestampFormat | None) -> Any:
+def timestamp_formatter(timestamp_format: TimestampFormat | None) -> Any:
     return format_rfc3339 if timestamp_format == "rfc3339" else format_go_time
 
 
@@ -60,7 +60,7 @@ def render_workflow(
     workflow: Workflow, snapshot: WorkflowSnapshot, timestamp_format: TimestampFormat | None
 ) -> dict[str, Any]:
     """One UpgradeWorkFlow. Absent values are left out, as Go's `omitempty` does."""
-    stamp = _formatter(timestamp_format)
+    stamp = timestamp_formatter(timestamp_format)
     points: list[dict[str, Any]] = []
     for point in snapshot.points:
         rendered: dict[str, Any] = {"taskType": point.task_type}

@@ -172,6 +172,43 @@ class WorkflowModel(_Schema):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class WindowModel(_Schema):
+    weekly_period: str = Field(default="Saturday,Sunday", alias="weeklyPeriod")
+    start_time: str = Field(default="02:00", alias="startTime")
+    duration_hours: int = Field(default=4, alias="durationHours", ge=0)
+    scope: str = "patch"
+
+
+class PlanModel(_Schema):
+    target_version: str = Field(alias="targetVersion")
+    not_before: float = Field(alias="notBefore")
+    not_after: float | None = Field(default=None, alias="notAfter")
+    not_before_deadline: float | None = Field(default=None, alias="notBeforeDeadline")
+    postponed_at: float | None = Field(default=None, alias="postponedAt")
+    postponed_to: float | None = Field(default=None, alias="postponedTo")
+    timeline: str | TimelineModel = DEFAULT_CREATE_TIMELINE
+    uid: str | None = None
+
+    @model_validator(mode="after")
+    def _postponed(self) -> PlanModel:
+        if (self.postponed_at is None) != (self.postponed_to is None):
+            raise ValueError("postponedAt and postponedTo go together")
+        return self
+
+
+class LifecycleModel(_Schema):
+    maintenance_window: WindowModel | None = Field(
+        default_factory=WindowModel, alias="maintenanceWindow"
+    )
+    plans: list[PlanModel] = Field(default_factory=list)
+    plan_items_shape: ItemsShape = Field(default="single", alias="planItemsShape")
+    suggested_patch: str | None = Field(default=None, alias="suggestedPatch")
+    target_versions: list[str] = Field(
+        default_factory=lambda: [DEFAULT_TARGET_VERSION], alias="targetVersions"
+    )
+    backups: list[float] = Field(default_factory=list)
+
+
 class ClusterModel(_Schema):
     cluster_id: str = Field(alias="clusterId", pattern=CLUSTER_ID_PATTERN)
     project_id: str | None = Field(default=None, alias="projectId", pattern=PROJECT_ID_PATTERN)
@@ -183,6 +220,7 @@ class ClusterModel(_Schema):
     error_style: ErrorStyle | None = Field(default=None, alias="errorStyle")
     timestamp_format: TimestampFormat | None = Field(default=None, alias="timestampFormat")
     workflows: list[WorkflowModel] = Field(default_factory=list)
+    lifecycle: LifecycleModel = Field(default_factory=LifecycleModel)
 
 
 class ScenarioModel(_Schema):
@@ -226,6 +264,41 @@ class WorkflowSeed:
 
 
 @dataclass(frozen=True)
+class WindowSeed:
+    weekly_period: str = "Saturday,Sunday"
+    start_time: str = "02:00"
+    duration_hours: int = 4
+    scope: str = "patch"
+
+
+@dataclass(frozen=True)
+class PlanSeed:
+    """An automatic upgrade plan; times in scenario seconds from the start. At its
+    (last) `notBefore` it runs: a workflow of `timeline` starts then."""
+
+    target_version: str
+    not_before: float
+    timeline: TimelineSpec
+    not_after: float | None = None
+    not_before_deadline: float | None = None
+    postponed_at: float | None = None
+    postponed_to: float | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleSeed:
+    """What the calls around an upgrade show: window, plans, versions, backups."""
+
+    maintenance_window: WindowSeed | None = WindowSeed()
+    plans: tuple[PlanSeed, ...] = ()
+    plan_items_shape: ItemsShape = "single"
+    suggested_patch: str | None = None  # None: the patch the cluster runs
+    target_versions: tuple[str, ...] = (DEFAULT_TARGET_VERSION,)
+    backups: tuple[float, ...] = ()  # manual backups, completed at these times
+
+
+@dataclass(frozen=True)
 class ClusterSeed:
     cluster_id: str
     project_id: str | None
@@ -235,6 +308,7 @@ class ClusterSeed:
     items_shape: ItemsShape | None = None
     error_style: ErrorStyle | None = None
     timestamp_format: TimestampFormat | None = None
+    lifecycle: LifecycleSeed = LifecycleSeed()
 
 
 @dataclass(frozen=True)
@@ -309,6 +383,34 @@ def _resolve(
     return known
 
 
+def _lifecycle(model: LifecycleModel, own: dict[str, TimelineSpec], context: str) -> LifecycleSeed:
+    window = model.maintenance_window
+    return LifecycleSeed(
+        maintenance_window=None
+        if window is None
+        else WindowSeed(
+            window.weekly_period, window.start_time, window.duration_hours, window.scope
+        ),
+        plans=tuple(
+            PlanSeed(
+                target_version=plan.target_version,
+                not_before=plan.not_before,
+                timeline=_resolve(plan.timeline, own, context),
+                not_after=plan.not_after,
+                not_before_deadline=plan.not_before_deadline,
+                postponed_at=plan.postponed_at,
+                postponed_to=plan.postponed_to,
+                uid=plan.uid,
+            )
+            for plan in model.plans
+        ),
+        plan_items_shape=model.plan_items_shape,
+        suggested_patch=model.suggested_patch,
+        target_versions=tuple(model.target_versions),
+        backups=tuple(model.backups),
+    )
+
+
 def _build(model: ScenarioModel, name: str) -> Scenario:
     own = {key: value.to_spec(key) for key, value in model.timelines.items()}
     clusters = []
@@ -340,6 +442,7 @@ def _build(model: ScenarioModel, name: str) -> Scenario:
                 items_shape=cluster.items_shape,
                 error_style=cluster.error_style,
                 timestamp_format=cluster.timestamp_format,
+                lifecycle=_lifecycle(cluster.lifecycle, own, context),
             )
         )
     credentials = tuple(

@@ -18,6 +18,7 @@ from cce_upgrade_watch.simulator.auth import CredentialStore
 from cce_upgrade_watch.simulator.clock import Clock
 from cce_upgrade_watch.simulator.faults import FaultBook
 from cce_upgrade_watch.simulator.identity import IdentityState
+from cce_upgrade_watch.simulator.lifecycle import ClusterLifecycle, ScheduledPlan
 from cce_upgrade_watch.simulator.scenarios import (
     DEFAULT_CLUSTER_VERSION,
     DEFAULT_CREATE_TIMELINE,
@@ -26,6 +27,7 @@ from cce_upgrade_watch.simulator.scenarios import (
     CredentialSpec,
     ErrorStyle,
     ItemsShape,
+    PlanSeed,
     Scenario,
     ScenarioError,
     TimestampFormat,
@@ -101,6 +103,7 @@ class Cluster:
     workflows: list[Workflow] = field(default_factory=list)  # by creation time
     style: ResponseStyle = field(default_factory=ResponseStyle)
     requests: RequestLog = field(default_factory=RequestLog)
+    lifecycle: ClusterLifecycle = field(default_factory=ClusterLifecycle)
 
     def visible_workflows(self, now: float) -> list[Workflow]:
         """Workflows that exist at `now` (a scenario may schedule some later)."""
@@ -199,6 +202,11 @@ class SimulatorState:
                     labels=workflow.labels,
                     annotations=workflow.annotations,
                 )
+            cluster.lifecycle = ClusterLifecycle.from_seed(
+                seed.lifecycle, self.started_at, self.time_scale
+            )
+            for plan in seed.lifecycle.plans:
+                self.schedule_plan(cluster, plan)
 
     def clear_stats(self) -> None:
         self.stats = GlobalStats()
@@ -275,6 +283,30 @@ class SimulatorState:
         cluster.workflows.append(workflow)
         cluster.workflows.sort(key=lambda item: item.created_at)
         return workflow
+
+    def schedule_plan(self, cluster: Cluster, seed: PlanSeed) -> ScheduledPlan:
+        """An automatic upgrade plan; the workflow it runs starts at its last `notBefore`."""
+
+        def at(seconds: float | None) -> float | None:
+            return None if seconds is None else self.started_at + seconds / self.time_scale
+
+        runs_at = seed.postponed_to if seed.postponed_to is not None else seed.not_before
+        workflow = self.start_workflow(
+            cluster, seed.timeline, target_version=seed.target_version, at=at(runs_at)
+        )
+        plan = ScheduledPlan(
+            uid=seed.uid or _uuid(),
+            target_version=seed.target_version,
+            cluster_version=workflow.cluster_version,
+            not_before=self.started_at + seed.not_before / self.time_scale,
+            not_after=at(seed.not_after),
+            not_before_deadline=at(seed.not_before_deadline),
+            postponed_at=at(seed.postponed_at),
+            postponed_to=at(seed.postponed_to),
+            workflow_uid=workflow.uid,
+        )
+        cluster.lifecycle.plans.append(plan)
+        return plan
 
     def create_workflow_via_api(
         self, cluster: Cluster, target_version: str, cluster_version: str | None
