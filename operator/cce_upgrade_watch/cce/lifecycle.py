@@ -64,6 +64,17 @@ def is_not_available(error: CceApiError) -> bool:
     return isinstance(error, ClusterNotFound | Forbidden) or error.status_code in (403, 404)
 
 
+def not_available_reason(error: CceApiError) -> str:
+    """Why a part is empty, in one line with what support needs (status, code, request id)."""
+    what = (
+        "this identity may not read it"
+        if error.status_code == 403 or isinstance(error, Forbidden)
+        else "this region or endpoint does not offer it"
+    )
+    code = f" {error.error_code}" if error.error_code else ""
+    return f"{what} (HTTP {error.status_code}{code}, request id {error.request_id or 'none'})"
+
+
 @dataclass(frozen=True)
 class LifecycleApi:
     """The lifecycle calls of one cluster, with one set of credentials."""

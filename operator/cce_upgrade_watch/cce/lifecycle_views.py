@@ -22,6 +22,7 @@ from typing import Any
 
 from cce_upgrade_watch.cce.lifecycle_models import (
     MaintenanceWindow,
+    NodeInfo,
     PreCheckItem,
     PreCheckTask,
     SnapshotTaskList,
@@ -60,8 +61,8 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
 # -- pre-check ------------------------------------------------------------------------
 
 
-def _items(task: PreCheckTask) -> Iterator[tuple[PreCheckItem, str | None]]:
-    """Every item of the task with the name of the node it was checked on."""
+def _items(task: PreCheckTask) -> Iterator[tuple[PreCheckItem, NodeInfo | None]]:
+    """Every item of the task with the node it was checked on."""
     status = task.status
     for item in status.cluster_check_status.items_status:
         yield item, None
@@ -69,7 +70,7 @@ def _items(task: PreCheckTask) -> Iterator[tuple[PreCheckItem, str | None]]:
         yield item, None
     for stage in status.node_check_status.node_stage_status:
         for item in stage.items_status:
-            yield item, stage.node_info.name or stage.node_info.uid
+            yield item, stage.node_info
 
 
 def is_finding(item: PreCheckItem) -> bool:
@@ -77,7 +78,7 @@ def is_finding(item: PreCheckItem) -> bool:
     return item.phase not in NOT_FINDINGS
 
 
-def _risk_source(item: PreCheckItem, node: str | None) -> dict[str, Any]:
+def _risk_source(item: PreCheckItem, node: NodeInfo | None) -> dict[str, Any]:
     source = item.risk_source
     result: dict[str, Any] = {}
     apis = []
@@ -88,8 +89,12 @@ def _risk_source(item: PreCheckItem, node: str | None) -> dict[str, Any]:
         if entry:
             apis.append(entry)
     _put(result, "deprecatedAPIs", apis)
-    nodes = [node] if node else []
-    nodes += [risk.node_id for risk in source.node_risks if risk.node_id]
+    # The node an item was checked on, by name, and the nodes its risks name by id
+    # (the same node's id is not repeated).
+    nodes = [node.name or node.uid] if node is not None else []
+    known = {node.name, node.uid} if node is not None else set()
+    nodes += [risk.node_id for risk in source.node_risks if risk.node_id not in known]
+    nodes = [name for name in nodes if name]
     _put(result, "nodes", list(dict.fromkeys(nodes))[:MAX_RISKS])
     addons = [risk.addon_template_name or risk.alias for risk in source.addon_risks]
     _put(result, "addons", list(dict.fromkeys(a for a in addons if a))[:MAX_RISKS])
@@ -101,7 +106,7 @@ def _risk_source(item: PreCheckItem, node: str | None) -> dict[str, Any]:
     return result
 
 
-def _finding(item: PreCheckItem, node: str | None) -> dict[str, Any]:
+def _finding(item: PreCheckItem, node: NodeInfo | None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     _put(result, "name", item.name)
     _put(result, "kind", item.kind)

@@ -2,7 +2,10 @@
 
 A quick way to test credentials, region and ids before writing a
 `CceUpgradeWatch`, and to see what the operator will see: `-o json` prints each
-workflow in exactly the shape the object's status uses.
+workflow in exactly the shape the object's status uses. After the workflows
+come the lifecycle sections (pre-check findings, next upgrade, versions, last
+backup; `check_lifecycle.py`); a lifecycle call that is not available (404,
+403) shows so in its section and does not fail the check.
 
 Credentials come from the environment: long-lived or temporary AK/SK, an IAM
 token, or, with none of those, a keyless path with the official SDK's variable
@@ -24,6 +27,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import httpx
 
@@ -52,6 +56,11 @@ from cce_upgrade_watch.cce.models import UpgradeWorkflow, Workflows
 from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.cce.senders import AiohttpSender
 from cce_upgrade_watch.cce.views import workflow_to_status_dict
+from cce_upgrade_watch.commands.check_lifecycle import (
+    LifecycleReport,
+    fetch_lifecycle,
+    render_lifecycle,
+)
 from cce_upgrade_watch.commands.run import positive_bytes
 
 EXIT_OK = 0
@@ -185,7 +194,7 @@ def execute(args: argparse.Namespace) -> int:
         max_response_bytes=args.cce_max_response_bytes,
     )
     try:
-        workflows = asyncio.run(
+        workflows, lifecycle = asyncio.run(
             _fetch(client, args.project_id, args.cluster_id, endpoint=endpoint, auth=auth)
         )
     except CredentialsRejected as exc:
@@ -205,9 +214,10 @@ def execute(args: argparse.Namespace) -> int:
     # The operator's own order: the workflow it would mirror comes first.
     ordered = current_first(workflows)
     if args.output == "json":
-        text = render_json(ordered) + "\n"
+        text = render_json(ordered, lifecycle) + "\n"
     else:
         text = render_table(ordered, cluster_id=args.cluster_id)
+        text += "\n".join(render_lifecycle(lifecycle)) + "\n"
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -215,7 +225,9 @@ def execute(args: argparse.Namespace) -> int:
         # The reader left early (`check | head`): not an error. Point stdout at
         # /dev/null so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return EXIT_OK
+    for call, error in lifecycle.errors.items():
+        _fail(f"{call}: {error}", EXIT_API_FAILURE)
+    return EXIT_API_FAILURE if lifecycle.errors else EXIT_OK
 
 
 def auth_from_environment(args: argparse.Namespace) -> httpx.Auth:
@@ -264,11 +276,23 @@ async def _exchange(args: argparse.Namespace, source: CredentialProvider | None)
 
 async def _fetch(
     client: CceClient, project_id: str, cluster_id: str, *, endpoint: str, auth: httpx.Auth
-) -> Workflows:
+) -> tuple[Workflows, LifecycleReport]:
+    """The workflows (as the API sent them), then the lifecycle calls, which need not
+    all work (the pre-check is the current workflow's, as the operator orders them)."""
     async with client:
-        return await client.list_upgrade_workflows(
+        workflows = await client.list_upgrade_workflows(
             project_id, cluster_id, endpoint=endpoint, auth=auth
         )
+        lifecycle = await fetch_lifecycle(
+            client,
+            project_id,
+            cluster_id,
+            endpoint=endpoint,
+            auth=auth,
+            workflows=current_first(workflows),
+            now=datetime.now(UTC),
+        )
+        return workflows, lifecycle
 
 
 def _fail(message: str, code: int) -> int:
@@ -276,9 +300,16 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def render_json(workflows: Sequence[UpgradeWorkflow]) -> str:
-    """`{"workflows": [...]}` in the status shape, in the order given."""
-    return json.dumps({"workflows": [workflow_to_status_dict(w) for w in workflows]}, indent=2)
+def render_json(
+    workflows: Sequence[UpgradeWorkflow], lifecycle: LifecycleReport | None = None
+) -> str:
+    """`{"workflows": [...], ...}` in the status shape, workflows in the order given,
+    then the lifecycle sections (`preCheck`, `nextUpgrade`, `versions`,
+    `lastBackupTime`, and `notAvailable` / `errors` by call)."""
+    document: dict[str, object] = {"workflows": [workflow_to_status_dict(w) for w in workflows]}
+    if lifecycle is not None:
+        document.update(lifecycle.to_json())
+    return json.dumps(document, indent=2)
 
 
 def render_table(workflows: Sequence[UpgradeWorkflow], *, cluster_id: str) -> str:
