@@ -171,7 +171,20 @@ def test_no_workflows_table(
 ) -> None:
     monkeypatch.setenv("CCE_AUTH_TOKEN", TOKEN)
     assert check(server) == 0
-    assert capsys.readouterr().out == f"Cluster {CLUSTER_ID} has no upgrade workflows.\n"
+    # The lifecycle sections follow (every call here answers an empty list).
+    assert capsys.readouterr().out == (
+        f"Cluster {CLUSTER_ID} has no upgrade workflows.\n"
+        "\n"
+        "Pre-check: none yet\n"
+        "\n"
+        "Next upgrade\n"
+        "  Plan:     none scheduled\n"
+        "  Window:   none set\n"
+        "\n"
+        "Versions: unknown\n"
+        "\n"
+        "Last backup: none\n"
+    )
 
 
 @pytest.mark.parametrize(
