@@ -225,8 +225,8 @@ def _next_upgrade_block(report: LifecycleReport) -> list[str]:
         lines += [
             f"  Plan:     {upcoming.get('clusterVersion', '?')} -> "
             f"{upcoming.get('targetVersion', '?')} ({upcoming.get('phase', 'phase unknown')})",
-            f"  Not before: {upcoming.get('notBefore', '-')}   not after: "
-            f"{upcoming.get('notAfter', '-')}   start by: {upcoming.get('notBeforeDeadline', '-')}",
+            f"  When:     not before {upcoming.get('notBefore', '-')}, not after "
+            f"{upcoming.get('notAfter', '-')}, starts by {upcoming.get('notBeforeDeadline', '-')}",
         ]
     else:
         lines.append("  Plan:     none scheduled")
@@ -242,7 +242,7 @@ def _next_upgrade_block(report: LifecycleReport) -> list[str]:
             + (f" for {hours} h" if hours is not None else "")
             + (f" (scope: {window['scope']})" if "scope" in window else "")
         )
-        lines.append(f"  Next window opens: {window.get('nextStart', 'unknown')}")
+        lines.append(f"  Next window: {window.get('nextStart', 'unknown')}")
     else:
         lines.append("  Window:   none set")
     return lines

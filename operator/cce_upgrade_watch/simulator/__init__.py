@@ -1,4 +1,5 @@
-"""A simulator of the CCE Autopilot upgrade-workflow API, served over real HTTP.
+"""A simulator of the CCE Autopilot upgrade-workflow API (and the read-only calls
+around an upgrade), served over real HTTP.
 
 Same paths and shapes as the cloud, real authentication (token, or an
 SDK-HMAC-SHA256 signature recomputed on the server), scripted scenarios driven
@@ -14,10 +15,11 @@ The full reference (scenario format, control API, built-ins, demo
 credentials) is README.md beside this file.
 
 Modules: `timeline` (pure task/phase logic), `scenarios` (files and built-ins),
-`state` (clusters and workflows), `auth`, `faults`, `stats`, `render` (JSON
-shapes), `app` (the API), `control` (`/_sim/`), `clock`, `server`, `identity`
-and `identity_app` (STS, IAM, ECS metadata and pod identity, with real
-ServiceAccount token verification).
+`state` (clusters and workflows), `lifecycle` (pre-checks, plans, window,
+versions and backups around an upgrade), `auth`, `faults`, `stats`, `render`
+(JSON shapes), `app` (the API), `control` (`/_sim/`), `clock`, `server`,
+`identity` and `identity_app` (STS, IAM, ECS metadata and pod identity, with
+real ServiceAccount token verification).
 """
 
 from cce_upgrade_watch.simulator.clock import Clock, ManualClock, SystemClock

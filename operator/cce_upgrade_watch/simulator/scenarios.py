@@ -29,6 +29,10 @@ A scenario is a YAML or JSON file, or the name of a built-in one (the files in
         timestampFormat: rfc3339 # optional: go (default) or rfc3339
         workflows:
           - {timeline: slow, targetVersion: v1.29.1-r0, at: 0}   # at < 0: in the past
+        lifecycle:               # optional: window, plans, suggested patch, backups
+          suggestedPatch: r1
+          plans:
+            - {targetVersion: v1.28.3-r1, notBefore: 3600, postponedAt: 300, postponedTo: 900}
 """
 
 from __future__ import annotations
