@@ -131,6 +131,13 @@ async def test_plans_as_a_list(launch: Launch, client: CceClient) -> None:
     assert [p.spec.target_version for p in plans] == ["v1.28.3-r1", "v1.29.1-r0"]
     window = await api.show_maintenance_window()
     assert window.weekly_period is None  # none set: an empty answer
+    # The single-item fault sends the SDK's shape: the plan still to come.
+    await sim.api.control_ok("POST", "/faults", {"kind": "single-item", "api": "plans"})
+    (single,) = await api.list_upgrade_plans()
+    assert single.spec.target_version == "v1.28.3-r1"
+    sim.clock.advance(1000)
+    (single,) = await api.list_upgrade_plans()
+    assert single.spec.target_version == "v1.29.1-r0"
 
 
 async def test_a_fault_aimed_at_one_api_leaves_the_others(

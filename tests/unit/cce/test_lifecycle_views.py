@@ -375,3 +375,35 @@ def test_last_backup_time() -> None:
     )  # fmt: skip
     assert last_backup_time(derived) == datetime(2024, 5, 10, tzinfo=UTC)
     assert last_backup_time(snapshots({})) is None
+
+
+_items = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.text(max_size=5),
+            "level": st.sampled_from(["Fatal", "Warning", "Info", "Odd", None]),
+            "kind": st.sampled_from(["Exception", "Risk", "Other", None]),
+            "phase": st.sampled_from(["Failed", "Success", "Init", "Running", "Weird", None]),
+        }
+    ),
+    max_size=40,
+)
+
+
+@given(cluster=_items, addons=_items)
+def test_precheck_summary_properties(cluster: list[Any], addons: list[Any]) -> None:
+    summary = precheck_summary(task(cluster=cluster, addons=addons))
+    failing = [i for i in cluster + addons if i["phase"] not in ("Success", "Init", "Running")]
+    for level in ("Fatal", "Warning", "Info"):
+        assert summary[level.lower()] == sum(1 for i in failing if i["level"] == level)
+    findings = summary["findings"]
+    assert len(findings) == min(len(failing), MAX_FINDINGS)
+    assert summary.get("findingsOmitted", 0) == len(failing) - len(findings)
+    level_rank = {"Fatal": 0, "Warning": 1, "Info": 2}
+    kind_rank = {"Exception": 0, "Risk": 1}
+    ranks = [(level_rank.get(f.get("level"), 3), kind_rank.get(f.get("kind"), 2)) for f in findings]
+    assert ranks == sorted(ranks)  # most severe first, Exception before Risk
+    levels = [r[0] for r in ranks]
+    # Every Fatal finding is kept before anything else is.
+    fatal = sum(1 for i in failing if i["level"] == "Fatal")
+    assert levels.count(0) == min(fatal, MAX_FINDINGS)
