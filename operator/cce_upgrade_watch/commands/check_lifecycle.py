@@ -102,7 +102,12 @@ async def fetch_lifecycle(
     async def newest_precheck() -> PreCheckTask | None:
         task_id = _precheck_task_id(workflows)
         if task_id is not None:
-            return await api.show_precheck(task_id)
+            try:
+                return await api.show_precheck(task_id)
+            except CceApiError as exc:
+                if exc.status_code != 404:
+                    raise
+                # No such task (or no such call): the list may still tell.
         return select_precheck(await api.list_precheck_tasks())
 
     precheck = await attempt(PRECHECK, newest_precheck)
