@@ -326,15 +326,17 @@ class CceClient:
         auth: httpx.Auth,
         endpoint: str | None = None,
         region: str | None = None,
+        tenant: str = "",
     ) -> dict[str, Any]:
-        """GET `path` (already quoted) with the same signing, retries, errors and body
-        handling as the workflow list: the answer as a decoded JSON object.
+        """GET `path` (already quoted) with the same signing, retries, errors, body
+        cap and fair slots (`tenant`) as the workflow list: the answer as a decoded
+        JSON object.
 
         A 2xx that is not a JSON object, or that carries an error body, is
         `InvalidResponse`; other failures raise as `list_upgrade_workflows` does.
         """
         url = _resolved_endpoint(region, endpoint) + path
-        response = await self._call(operation, "GET", url, auth=auth)
+        response = await self._call(operation, "GET", url, auth=auth, tenant=tenant)
         body = _json_or_none(response)
         if not isinstance(body, dict):
             raise _make(

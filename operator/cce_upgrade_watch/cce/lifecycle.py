@@ -85,6 +85,8 @@ class LifecycleApi:
     auth: httpx.Auth
     endpoint: str | None = None
     region: str | None = None
+    #: Whose share of the client's request slots the calls use (a watch's namespace).
+    tenant: str = ""
 
     async def _get(
         self, operation: str, path: str, parse: Callable[[dict[str, Any]], M], *, v: str = "v3"
@@ -95,6 +97,7 @@ class LifecycleApi:
             auth=self.auth,
             endpoint=self.endpoint,
             region=self.region,
+            tenant=self.tenant,
         )
         try:
             return parse(body)

@@ -26,10 +26,9 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from cce_upgrade_watch.cce.errors import TimestampParseError, WorkflowParseError
+from cce_upgrade_watch.cce.models import MAX_STRING  # the status schema's maxLength
 from cce_upgrade_watch.cce.timestamps import parse_timestamp
 
-#: Longest string kept from these answers (the status schema's maxLength).
-MAX_STRING = 256
 #: Most entries kept of any list (pre-check items, nodes, plans, tasks...).
 MAX_LIST = 500
 #: Most error codes kept per pre-check item.

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from cce_upgrade_watch.cce.lifecycle_models import (
     MAX_ERROR_CODES,
     MAX_LIST,
-    MAX_STRING,
     LifecycleParseError,
     MaintenanceWindow,
     PreCheckTask,
@@ -22,6 +21,7 @@ from cce_upgrade_watch.cce.lifecycle_models import (
     UpgradePlanList,
     parse_lifecycle,
 )
+from cce_upgrade_watch.cce.models import MAX_STRING
 
 MODELS = (
     PreCheckTask,
