@@ -223,7 +223,12 @@ BAD_SPECS = [
     ({"endpoint": None, "region": None}, "spec", "spec.region or spec.endpoint"),
     ({"region": "Not A Region!"}, "spec.region", "region"),
     ({"credentialsSecretRef": {"name": "Bad_Name"}}, "spec.credentialsSecretRef.name", "Secret"),
-    ({"credentialsSecretRef": None}, "spec.credentialsSecretRef", "Required"),
+    # Since keyless identities (issue 13) a watch names exactly one credentials source.
+    (
+        {"credentialsSecretRef": None},
+        "spec: Invalid value",
+        "exactly one credentials source: credentialsSecretRef, identity.oidc or identity.ambient",
+    ),
 ]
 
 
