@@ -62,6 +62,20 @@ node_bridge() {
   fi
   ip addr replace "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
+  node_egress_block
+}
+
+# Nothing a Pod sends may leave this machine: the bridge plugin turns on IP
+# forwarding, so a packet to an address no rule rewrites (a Service IP before
+# kube-proxy has written its rules, say) would otherwise be routed out. Pods
+# still reach the node itself (INPUT: the API server, DNS, the simulator) and
+# each other (out through the same bridge).
+NODE_EGRESS_RULE=(FORWARD -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -m comment --comment cuw-node-no-egress -j DROP)
+node_egress_block() {
+  iptables -C "${NODE_EGRESS_RULE[@]}" 2>/dev/null || iptables -I "${NODE_EGRESS_RULE[@]}"
+}
+node_egress_unblock() {
+  while iptables -D "${NODE_EGRESS_RULE[@]}" 2>/dev/null; do :; done
 }
 
 node_save_sysctls() {
@@ -311,6 +325,7 @@ node_stop() {
     "$NODE_BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
   fi
   node_iptables_cleanup
+  node_egress_unblock
   # The Pods' network namespaces, if any were left.
   local ns
   for ns in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
