@@ -245,6 +245,14 @@ patches:
 # ---------------------------------------------------------------- kustomize
 
 
+def test_nothing_a_pod_sends_leaves_the_machine(node: NodeCluster) -> None:
+    """While the node runs, what its Pods send out of the bridge to any other
+    interface is dropped (hack/node/node.sh), so no test traffic leaves this host."""
+    rule = "FORWARD -i cuwbr0 ! -o cuwbr0 -m comment --comment cuw-node-no-egress -j DROP"
+    checked = subprocess.run(["iptables", "-C", *rule.split()], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_kustomize_install_runs_on_a_real_node(
     node: NodeCluster, loaded_image: str, simulator: TlsSimulator, tmp_path: Path
 ) -> None:
