@@ -62,6 +62,10 @@ node_bridge() {
   fi
   ip addr replace "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
+  # Service IPs are virtual: kube-proxy rewrites them to a Pod or the node. One it
+  # has not rewritten yet (a scrape from the node before its rules exist) must stay
+  # on the bridge, where nothing answers, instead of following the default route.
+  ip route replace "$SERVICE_CIDR" dev "$NODE_BRIDGE"
   node_egress_block
 }
 
@@ -326,6 +330,7 @@ node_stop() {
   fi
   node_iptables_cleanup
   node_egress_unblock
+  ip route delete "$SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null || true
   # The Pods' network namespaces, if any were left.
   local ns
   for ns in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do

@@ -251,6 +251,11 @@ def test_nothing_a_pod_sends_leaves_the_machine(node: NodeCluster) -> None:
     rule = "FORWARD -i cuwbr0 ! -o cuwbr0 -m comment --comment cuw-node-no-egress -j DROP"
     checked = subprocess.run(["iptables", "-C", *rule.split()], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+    # Service IPs the node itself sends to stay on the bridge until kube-proxy rewrites them.
+    route = subprocess.run(
+        ["ip", "route", "get", "10.0.0.77"], capture_output=True, text=True, check=True
+    )
+    assert " dev cuwbr0 " in route.stdout, route.stdout
 
 
 def test_kustomize_install_runs_on_a_real_node(
