@@ -194,7 +194,7 @@ def test_check_assumes_an_agency_with_static_keys(
     [
         ({"HUAWEICLOUD_OIDC_PROVIDER_URN": PROVIDER_URN}, "HUAWEICLOUD_OIDC_AGENCY_URN"),
         ({"HUAWEICLOUD_SDK_IDP_ID": IDP_ID}, "HUAWEICLOUD_SDK_ID_TOKEN_FILE"),
-        ({"HC_CONTAINER_CREDENTIALS_FULL_URI": "http://10.0.0.1/x"}, "TOKEN_FILE"),
+        ({"HC_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/x"}, "TOKEN_FILE"),
         ({}, "no credentials"),
     ],
 )
