@@ -60,6 +60,7 @@ from cce_upgrade_watch.conditions import (
     render_conditions,
 )
 from cce_upgrade_watch.events import Event, events_between, limit_events, status_fingerprint
+from cce_upgrade_watch.lifecycle_parts import LifecycleAnswers
 from cce_upgrade_watch.spec import WatchSpec
 
 __all__ = [
@@ -213,8 +214,13 @@ def reconcile(
     outcome: PollOutcome,
     now: datetime,
     unconfirmed: Unconfirmed = NOTHING_UNCONFIRMED,
+    lifecycle: LifecycleAnswers | None = None,
 ) -> ReconcileResult:
     """Compute the new status and the Events due, from the stored status and a poll.
+
+    `lifecycle`: what the lifecycle calls of this poll said (`lifecycle_state`;
+    None: none was made, the stored sections stay). The lifecycle part runs on
+    every poll, because some of its transitions are driven by time alone.
 
     `stored_status` is the object's `.status` as read (kopf's `status`, or None);
     `now` is when the poll finished (naive means UTC); `unconfirmed` is what the

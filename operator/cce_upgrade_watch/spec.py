@@ -32,13 +32,20 @@ __all__ = [
     "DEFAULT_ACTIVE_POLL_INTERVAL",
     "DEFAULT_AUDIENCE",
     "DEFAULT_HISTORY_LIMIT",
+    "DEFAULT_PLAN_INTERVAL",
     "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_UPGRADE_SOON_LEAD_TIME",
     "HISTORY_LIMIT_MAX",
+    "LEAD_TIME_MAX",
+    "LEAD_TIME_MIN",
+    "PLAN_INTERVAL_MAX",
+    "PLAN_INTERVAL_MIN",
     "POLL_INTERVAL_MAX",
     "POLL_INTERVAL_MIN",
     "AmbientIdentity",
     "AssumeAgency",
     "Identity",
+    "LifecycleSpec",
     "OidcIdentity",
     "SecretReference",
     "SpecError",
@@ -53,6 +60,15 @@ POLL_INTERVAL_MIN = timedelta(seconds=10)
 POLL_INTERVAL_MAX = timedelta(hours=24)
 ACTIVE_POLL_INTERVAL_MIN = timedelta(seconds=5)
 HISTORY_LIMIT_MAX = 50
+#: `spec.lifecycle.planInterval`: how often the upgrade plans are asked for.
+DEFAULT_PLAN_INTERVAL = timedelta(hours=1)
+PLAN_INTERVAL_MIN = timedelta(minutes=5)
+PLAN_INTERVAL_MAX = timedelta(hours=24)
+#: `spec.lifecycle.upgradeSoonLeadTime`: how long before a plan's notBefore
+#: `UpgradeSoon` is posted.
+DEFAULT_UPGRADE_SOON_LEAD_TIME = timedelta(hours=24)
+LEAD_TIME_MIN = timedelta(minutes=1)
+LEAD_TIME_MAX = timedelta(days=30)
 
 # The same patterns as the CRD (crds/cceupgradewatches.cce.upgradewatch.io.yaml).
 _PROJECT_ID = re.compile(r"[0-9a-f]{32}")
@@ -125,6 +141,11 @@ PollInterval = Annotated[
 ActivePollInterval = Annotated[
     timedelta, BeforeValidator(_duration), _bounded(ACTIVE_POLL_INTERVAL_MIN)
 ]
+
+PlanInterval = Annotated[
+    timedelta, BeforeValidator(_duration), _bounded(PLAN_INTERVAL_MIN, PLAN_INTERVAL_MAX)
+]
+LeadTime = Annotated[timedelta, BeforeValidator(_duration), _bounded(LEAD_TIME_MIN, LEAD_TIME_MAX)]
 
 
 def _history_limit(value: int) -> int:
@@ -276,6 +297,24 @@ class Identity(_Model):
     assume_agency: AssumeAgency | None = Field(default=None, alias="assumeAgency")
 
 
+class LifecycleSpec(_Model):
+    """`spec.lifecycle`: which read-only lifecycle calls a watch makes, and how often.
+
+    Each part can be turned off; a part turned off is never asked and its
+    status section is removed (`lifecycle_state.py`).
+    """
+
+    pre_check: bool = Field(default=True, alias="preCheck")
+    #: The automatic upgrade plans and the maintenance window (`status.nextUpgrade`).
+    plans: bool = True
+    versions: bool = True
+    backups: bool = True
+    plan_interval: PlanInterval = Field(default=DEFAULT_PLAN_INTERVAL, alias="planInterval")
+    upgrade_soon_lead_time: LeadTime = Field(
+        default=DEFAULT_UPGRADE_SOON_LEAD_TIME, alias="upgradeSoonLeadTime"
+    )
+
+
 class WatchSpec(_Model):
     """A validated `CceUpgradeWatch.spec`; build it with `parse_watch_spec`."""
 
@@ -293,6 +332,7 @@ class WatchSpec(_Model):
     )
     suspend: bool = False
     history_limit: HistoryLimit = Field(default=DEFAULT_HISTORY_LIMIT, alias="historyLimit")
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
 
     @model_validator(mode="after")
     def _region_or_endpoint(self) -> WatchSpec:

@@ -1,0 +1,368 @@
+"""The lifecycle parts of a watch: when to ask for them, and what their answers mean.
+
+Pure: no I/O, no kopf, no HTTP. Around an upgrade workflow, read-only calls tell
+what comes before and after it (`cce/lifecycle.py`). Each *part* is one call
+and one piece of `.status`:
+
+| part                | call                              | status                              |
+| ------------------- | --------------------------------- | ----------------------------------- |
+| `preCheck`          | show (or list) the pre-check task | `preCheck`                          |
+| `plans`             | list the automatic upgrade plans  | `nextUpgrade` (the plan's fields)   |
+| `maintenanceWindow` | show the maintenance window       | `nextUpgrade.maintenanceWindow`     |
+| `versions`          | show the upgrade info             | `versions`                          |
+| `backups`           | list the master snapshot tasks    | `lastBackupTime`                    |
+
+`status.lifecycle.<part>` says what the last answer of each part was (`Known`,
+`Empty`: the cloud has none, `Unavailable`: 404/403, with the reason), so an
+empty section is never a riddle, and a restarted operator knows which parts it
+has asked before.
+
+The poll loop (one `LifecycleSchedule` per object) asks `due()` which parts to
+call in this poll, makes those calls, hands the answers to `reconcile(...,
+lifecycle=...)` and then to `record()`. Nothing else is remembered between
+polls: everything that matters is in the stored status.
+
+**Budget.** A part is asked when it can tell something new, not every poll:
+
+- `preCheck`: when the current workflow's PreCheck point changes (taskID or
+  status), and at the first poll when the stored status has no pre-check;
+- `plans`: every `spec.lifecycle.planInterval` (default 1h), and at once when a
+  workflow ends;
+- `maintenanceWindow`: every `SLOW_INTERVAL` (6h), and at once when a workflow
+  ends (a window is a setting people rarely change; asking it with every plan
+  call would double the plans' cost);
+- `versions`: every `SLOW_INTERVAL`, and at once when a workflow ends;
+- `backups`: every `SLOW_INTERVAL`, and when the Snapshot point ends (Success
+  or Failed).
+
+A part that failed (anything but 404/403) is asked again after
+`FAILED_RETRY` (or its interval, when shorter); one that is not offered
+(404/403) only every `SLOW_INTERVAL`. After a restart, a part the stored status
+already shows is first asked at an offset within its interval derived from the
+object (its uid) and the part, so 10,000 watches do not all ask at once; a
+part the stored status lacks is asked at the first poll. A part turned off
+(`spec.lifecycle.<part>: false`; `plans: false` covers the window too) is never
+asked and its section is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cce_upgrade_watch.cce.models import Phase, TaskStatus, UpgradeWorkflow
+from cce_upgrade_watch.lifecycle_parts import (
+    FAILED_RETRY,
+    SLOW_INTERVAL,
+    DueCalls,
+    LifecycleAnswers,
+    Part,
+    PartAnswer,
+    PartFailed,
+    PartNotOffered,
+    PartOutcome,
+    PartState,
+    enabled_parts,
+    part_interval,
+)
+from cce_upgrade_watch.spec import WatchSpec
+
+__all__ = [
+    "FAILED_RETRY",
+    "LIFECYCLE_KEYS",
+    "SLOW_INTERVAL",
+    "DueCalls",
+    "LifecycleAnswers",
+    "LifecycleSchedule",
+    "LifecycleStatus",
+    "Part",
+    "PartAnswer",
+    "PartFailed",
+    "PartNotOffered",
+    "PartOutcome",
+    "PartState",
+    "enabled_parts",
+    "lifecycle_wakeup",
+    "part_interval",
+    "reconcile_lifecycle",
+]
+
+# -------------------------------------------------------------- the schedule
+
+_FINAL_TASK = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED})
+_ACTIVE = frozenset({Phase.INIT, Phase.RUNNING, Phase.PENDING})
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What the schedule's triggers compare between two polls."""
+
+    workflow_id: str | None = None
+    phase: str | None = None
+    precheck: tuple[str | None, str | None] | None = None  # (taskID, status)
+    snapshot: tuple[str | None, str | None] | None = None
+
+    @classmethod
+    def of_workflows(cls, workflows: Sequence[UpgradeWorkflow]) -> _View:
+        if not workflows:
+            return cls()
+        current = workflows[0]
+        points = [(p.task_type, p.task_id, p.status) for p in current.status.point_statuses]
+        return cls(
+            workflow_id=current.metadata.uid,
+            phase=current.status.phase,
+            precheck=_point(points, "PreCheck"),
+            snapshot=_point(points, "Snapshot"),
+        )
+
+    @classmethod
+    def of_status(cls, status: Mapping[str, Any]) -> _View:
+        raw = status.get("pointStatuses")
+        points = [
+            (_text(p.get("taskType")), _text(p.get("taskID")), _text(p.get("status")))
+            for p in (raw if isinstance(raw, list) else [])
+            if isinstance(p, Mapping)
+        ]
+        return cls(
+            workflow_id=_text(status.get("workflowID")),
+            phase=_text(status.get("phase")),
+            precheck=_point(points, "PreCheck"),
+            snapshot=_point(points, "Snapshot"),
+        )
+
+
+def _point(
+    points: Sequence[tuple[str | None, str | None, str | None]], task_type: str
+) -> tuple[str | None, str | None] | None:
+    for kind, task_id, status in points:
+        if kind == task_type:
+            return (task_id, status)
+    return None
+
+
+class LifecycleSchedule:
+    """When each lifecycle part of one watch is due (one per poll loop, in memory).
+
+    `seed` (the object's uid) spreads the first periodic calls after a restart
+    over each part's interval, the same way for the same object every time.
+    Every method takes `now` (timezone-aware, or naive UTC).
+    """
+
+    def __init__(self, seed: str = "") -> None:
+        self._seed = seed
+        self._spec: WatchSpec | None = None
+        self._started = False
+        self._watched: Any = None
+        self._view = _View()
+        #: part -> when it is due next (absent: only on a trigger)
+        self._due_at: dict[Part, datetime] = {}
+        #: parts whose last answer was 404/403: no trigger asks them, only time
+        self._not_offered: set[Part] = set()
+        #: parts answered since the start (their answer may not be stored yet)
+        self._answered: set[Part] = set()
+
+    def due(
+        self,
+        spec: WatchSpec,
+        workflows: Sequence[UpgradeWorkflow],
+        stored_status: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> DueCalls:
+        """The parts to ask in this poll, given its workflow answer (current first,
+        as `cce.ordering.current_first` returns them) and the stored status."""
+        now = _utc(now)
+        stored = stored_status if isinstance(stored_status, Mapping) else {}
+        watched = _watched(spec)
+        if _stored_watched(stored) not in (None, watched):
+            stored = {}  # another cluster: nothing stored describes this one
+        if self._started and watched != self._watched:
+            self._started = False
+        self._spec = spec
+        enabled = enabled_parts(spec)
+        view = _View.of_workflows(workflows)
+        if not self._started:
+            self._start(spec, stored, now)
+            previous = _View.of_status(stored) if stored else view
+            self._started, self._watched = True, watched
+        else:
+            previous = self._view
+        self._view = view
+
+        for part in Part:
+            if part not in enabled:
+                self._due_at.pop(part, None)
+                self._not_offered.discard(part)
+                self._answered.discard(part)
+            elif (
+                part not in self._due_at
+                and part not in self._answered
+                and _stored_state(stored, part) is None
+            ):
+                # Turned on again, or its answer is not stored yet: ask now.
+                self._due_at[part] = now
+        for part in _triggered(previous, view, stored):
+            if part in enabled and part not in self._not_offered:
+                self._due_at[part] = min(self._due_at.get(part, now), now)
+
+        parts = frozenset(
+            part for part, at in self._due_at.items() if part in enabled and at <= now
+        )
+        precheck_id = view.precheck[0] if view.precheck else None
+        return DueCalls(parts, precheck_id if Part.PRECHECK in parts else None)
+
+    def record(self, answers: LifecycleAnswers, now: datetime) -> None:
+        """Note what the calls of this poll said (after `due`): sets each asked
+        part's next time. A part asked but left out of `answers` stays due."""
+        now = _utc(now)
+        spec = self._spec
+        if spec is None:
+            return
+        for part, outcome in answers.parts.items():
+            interval = part_interval(part, spec)
+            if not isinstance(outcome, PartFailed):
+                self._answered.add(part)
+            if isinstance(outcome, PartAnswer):
+                self._not_offered.discard(part)
+                if interval is None:
+                    self._due_at.pop(part, None)
+                else:
+                    self._due_at[part] = now + interval
+            elif isinstance(outcome, PartNotOffered):
+                self._not_offered.add(part)
+                self._due_at[part] = now + SLOW_INTERVAL
+            else:
+                retry = FAILED_RETRY if interval is None else min(FAILED_RETRY, interval)
+                self._due_at[part] = now + retry
+
+    def next_due(self) -> datetime | None:
+        """The earliest time a part falls due without a trigger (None: none
+        will); the poll loop may cap its sleep at it."""
+        if self._spec is None:
+            return None
+        enabled = enabled_parts(self._spec)
+        times = [at for part, at in self._due_at.items() if part in enabled]
+        return min(times, default=None)
+
+    def _start(self, spec: WatchSpec, stored: Mapping[str, Any], now: datetime) -> None:
+        """First call (a new object, a restart, another cluster): parts the stored
+        status shows are first asked at an offset within their interval."""
+        self._due_at.clear()
+        self._not_offered.clear()
+        self._answered.clear()
+        for part in enabled_parts(spec):
+            state = _stored_state(stored, part)
+            if state is None:
+                self._due_at[part] = now
+                continue
+            interval = part_interval(part, spec)
+            if state == PartState.UNAVAILABLE:
+                self._not_offered.add(part)
+                interval = SLOW_INTERVAL
+            if interval is not None:
+                self._due_at[part] = now + self._offset(part, interval)
+
+    def _offset(self, part: Part, interval: timedelta) -> timedelta:
+        digest = hashlib.sha256(f"{self._seed}\n{part}".encode()).digest()
+        fraction = int.from_bytes(digest[:8], "big") / 2**64
+        return timedelta(seconds=round(interval.total_seconds() * fraction))
+
+
+def _triggered(previous: _View, view: _View, stored: Mapping[str, Any]) -> set[Part]:
+    """The parts the change from `previous` to `view` makes due."""
+    parts: set[Part] = set()
+    if view.precheck is not None and view.precheck != previous.precheck:
+        parts.add(Part.PRECHECK)
+    elif view.precheck is not None and view.precheck[0]:
+        # The stored pre-check is of another task than the workflow names.
+        section = stored.get("preCheck")
+        if isinstance(section, Mapping) and section.get("taskID") not in (None, view.precheck[0]):
+            parts.add(Part.PRECHECK)
+    if (
+        view.snapshot is not None
+        and view.snapshot != previous.snapshot
+        and view.snapshot[1] in _FINAL_TASK
+    ):
+        parts.add(Part.BACKUPS)
+    ended = previous.phase in _ACTIVE and (
+        view.workflow_id != previous.workflow_id or view.phase not in _ACTIVE
+    )
+    if ended:
+        parts.update((Part.PLANS, Part.WINDOW, Part.VERSIONS))
+    return parts
+
+
+# ------------------------------------------------------------- the core
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleStatus:
+    """The lifecycle keys of the new status (a key left out is removed) and the
+    lifecycle conditions; `reconcile` adds them to the workflow's."""
+
+    sections: dict[str, Any]
+    conditions: list[Any]
+
+
+def reconcile_lifecycle(
+    stored: Mapping[str, Any],
+    spec: WatchSpec,
+    answers: LifecycleAnswers | None,
+    now: datetime,
+) -> LifecycleStatus:
+    """The lifecycle sections and conditions from the stored ones, this poll's
+    answers (None: no lifecycle call this poll) and `now` (for the time-driven
+    ones). Called by `reconcile` on every poll; the Events come from the
+    difference, like all others (`lifecycle_events.py`)."""
+    del spec, answers, now
+    sections = {key: stored[key] for key in LIFECYCLE_KEYS if key in stored}
+    return LifecycleStatus(sections, [])
+
+
+#: The `.status` keys the lifecycle parts own.
+LIFECYCLE_KEYS = ("preCheck", "nextUpgrade", "versions", "lastBackupTime", "lifecycle")
+
+
+# ------------------------------------------------------------- time-driven
+
+
+def lifecycle_wakeup(status: Mapping[str, Any] | None, spec: WatchSpec) -> datetime | None:
+    """The next moment a time-driven transition of this status falls due (an
+    upgrade entering the lead time, a pre-check expiring, a maintenance window
+    starting), or None. The poll loop sleeps no longer than until then, and
+    runs the core (not its unchanged-answer shortcut) once it has passed."""
+    del status, spec
+    return None
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _stored_state(stored: Mapping[str, Any], part: Part) -> PartState | None:
+    lifecycle = stored.get("lifecycle")
+    entry = lifecycle.get(str(part)) if isinstance(lifecycle, Mapping) else None
+    state = entry.get("state") if isinstance(entry, Mapping) else None
+    try:
+        return PartState(state) if isinstance(state, str) else None
+    except ValueError:
+        return None
+
+
+def _watched(spec: WatchSpec) -> dict[str, str]:
+    where = {"endpoint": spec.endpoint} if spec.endpoint else {"region": str(spec.region)}
+    return {**where, "projectId": spec.project_id, "clusterId": spec.cluster_id}
+
+
+def _stored_watched(stored: Mapping[str, Any]) -> Any:
+    watched = stored.get("watched")
+    return dict(watched) if isinstance(watched, Mapping) else None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
