@@ -15,7 +15,10 @@ gate on `Ready`. So:
 - `Ready`: Synced, not Reconciling, not Stalled.
 
 All four are always present, in a fixed order, so the same facts always give
-the same list. `lastTransitionTime` moves only when a condition's status flips.
+the same list. The lifecycle conditions (`PreCheckPassed`, `UpgradeScheduled`,
+`UpToDate`, derived in `lifecycle_conditions.py`) follow them; kstatus reads
+none of those, and nothing about them changes these four.
+`lastTransitionTime` moves only when a condition's status flips.
 Nothing here does I/O.
 """
 
@@ -48,6 +51,10 @@ class ConditionType(StrEnum):
     SYNCED = "Synced"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    # The lifecycle conditions (lifecycle_conditions.py), after the four.
+    PRECHECK_PASSED = "PreCheckPassed"
+    UPGRADE_SCHEDULED = "UpgradeScheduled"
+    UP_TO_DATE = "UpToDate"
 
 
 #: The order of `status.conditions`; fixed so equal facts give equal lists.
@@ -138,10 +145,11 @@ class WorkflowFacts:
 
 @dataclass(frozen=True, slots=True)
 class ConditionState:
-    """A condition before it gets its timestamps and generation."""
+    """A condition before it gets its timestamps and generation; `status` None
+    is "Unknown" (only the lifecycle conditions use it)."""
 
     type: ConditionType
-    status: bool
+    status: bool | None
     reason: str
     message: str
 
@@ -291,7 +299,7 @@ def render_conditions(
     now_text = format_condition_time(now)
     rendered = []
     for state in states:
-        status = "True" if state.status else "False"
+        status = "Unknown" if state.status is None else "True" if state.status else "False"
         previous = find_condition(stored_conditions, state.type)
         transition = now_text
         if previous is not None and previous.get("status") == status:

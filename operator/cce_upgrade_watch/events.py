@@ -68,6 +68,17 @@ class EventReason(StrEnum):
     POLL_RECOVERED = "PollRecovered"
     WORKFLOW_GONE = "WorkflowGone"
     MORE_CHANGES = "MoreChanges"
+    # The lifecycle parts (lifecycle_events.py).
+    PRECHECK_FAILED = "PreCheckFailed"
+    PRECHECK_PASSED = "PreCheckPassed"
+    PRECHECK_EXPIRED = "PreCheckExpired"
+    UPGRADE_SCHEDULED = "UpgradeScheduled"
+    UPGRADE_RESCHEDULED = "UpgradeRescheduled"
+    UPGRADE_UNSCHEDULED = "UpgradeUnscheduled"
+    UPGRADE_SOON = "UpgradeSoon"
+    PATCH_AVAILABLE = "PatchAvailable"
+    BACKUP_COMPLETED = "BackupCompleted"
+    LIFECYCLE_UNAVAILABLE = "LifecycleUnavailable"
 
 
 @dataclass(frozen=True, slots=True)

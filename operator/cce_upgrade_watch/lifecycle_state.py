@@ -48,12 +48,18 @@ asked and its section is removed.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cce_upgrade_watch.cce.lifecycle_models import MaintenanceWindow
+from cce_upgrade_watch.cce.lifecycle_views import next_window_start
 from cce_upgrade_watch.cce.models import Phase, TaskStatus, UpgradeWorkflow
+from cce_upgrade_watch.cce.timestamps import format_rfc3339
+from cce_upgrade_watch.conditions import ConditionState
+from cce_upgrade_watch.lifecycle_conditions import derive_lifecycle_conditions, time_transitions
 from cce_upgrade_watch.lifecycle_parts import (
     FAILED_RETRY,
     SLOW_INTERVAL,
@@ -68,6 +74,7 @@ from cce_upgrade_watch.lifecycle_parts import (
     enabled_parts,
     part_interval,
 )
+from cce_upgrade_watch.lifecycle_sections import SECTION_SCHEMAS, STATE_SCHEMA, clean, parse_time
 from cce_upgrade_watch.spec import WatchSpec
 
 __all__ = [
@@ -303,7 +310,11 @@ class LifecycleStatus:
     lifecycle conditions; `reconcile` adds them to the workflow's."""
 
     sections: dict[str, Any]
-    conditions: list[Any]
+    conditions: list[ConditionState]
+
+
+#: The `.status` keys the lifecycle parts own.
+LIFECYCLE_KEYS = ("preCheck", "nextUpgrade", "versions", "lastBackupTime", "lifecycle")
 
 
 def reconcile_lifecycle(
@@ -315,14 +326,114 @@ def reconcile_lifecycle(
     """The lifecycle sections and conditions from the stored ones, this poll's
     answers (None: no lifecycle call this poll) and `now` (for the time-driven
     ones). Called by `reconcile` on every poll; the Events come from the
-    difference, like all others (`lifecycle_events.py`)."""
-    del spec, answers, now
-    sections = {key: stored[key] for key in LIFECYCLE_KEYS if key in stored}
-    return LifecycleStatus(sections, [])
+    difference, like all others (`lifecycle_events.py`).
+
+    An answer replaces its part's section (`Known`, or removed when `Empty`);
+    a 404/403 empties it (`Unavailable`, with the reason); a failure keeps it.
+    A part turned off loses its section, its state and its condition.
+    """
+    now = _utc(now)
+    enabled = enabled_parts(spec)
+    values = {part: _stored_section(stored, part) for part in Part}
+    states = {part: _stored_entry(stored, part) for part in Part}
+    for part, outcome in (answers.parts if answers is not None else {}).items():
+        if isinstance(outcome, PartAnswer):
+            values[part] = clean(outcome.section, SECTION_SCHEMAS[part])
+            state = PartState.KNOWN if values[part] is not None else PartState.EMPTY
+            states[part] = {"state": str(state)}
+        elif isinstance(outcome, PartNotOffered):
+            values[part] = None
+            reason = _without_request_id(" ".join(str(outcome.message).split()))
+            if f"HTTP {outcome.code}" not in reason:
+                reason = f"HTTP {outcome.code}: {reason}".rstrip(": ")
+            states[part] = clean(
+                {"state": str(PartState.UNAVAILABLE), "message": reason}, STATE_SCHEMA
+            )
+    for part in Part:
+        entry = states[part]
+        known = entry is not None and entry.get("state") == PartState.KNOWN
+        if part not in enabled or (known and values[part] is None):
+            # Off; or Known without a usable section (junk stored): ask again.
+            values[part], states[part] = None, None
+        elif not known:
+            values[part] = None  # Empty or Unavailable: nothing to show
+    window = values[Part.WINDOW]
+    if isinstance(window, dict):
+        values[Part.WINDOW] = _window_moved_on(window, now)
+    versions = values[Part.VERSIONS]
+    if isinstance(versions, dict):
+        suggested = versions.get("suggestedPatch")
+        versions["patchAvailable"] = bool(suggested) and suggested != versions.get("patch")
+
+    sections: dict[str, Any] = {}
+    if values[Part.PRECHECK] is not None:
+        sections["preCheck"] = values[Part.PRECHECK]
+    upcoming = dict(values[Part.PLANS] or {})
+    if values[Part.WINDOW] is not None:
+        upcoming["maintenanceWindow"] = values[Part.WINDOW]
+    if upcoming:
+        sections["nextUpgrade"] = upcoming
+    if values[Part.VERSIONS] is not None:
+        sections["versions"] = values[Part.VERSIONS]
+    if values[Part.BACKUPS] is not None:
+        sections["lastBackupTime"] = values[Part.BACKUPS]
+    lifecycle = {str(part): entry for part, entry in states.items() if entry is not None}
+    if lifecycle:
+        sections["lifecycle"] = lifecycle
+    return LifecycleStatus(sections, derive_lifecycle_conditions(sections, spec, now))
 
 
-#: The `.status` keys the lifecycle parts own.
-LIFECYCLE_KEYS = ("preCheck", "nextUpgrade", "versions", "lastBackupTime", "lifecycle")
+# What differs on every try; stored, it would make every retry a status write.
+_REQUEST_ID = re.compile(r",?\s*\[?request id [^),\]]*\]?", re.IGNORECASE)
+
+
+def _without_request_id(message: str) -> str:
+    return _REQUEST_ID.sub("", message)
+
+
+def _stored_section(stored: Mapping[str, Any], part: Part) -> Any:
+    if part == Part.BACKUPS:
+        raw: Any = stored.get("lastBackupTime")
+    elif part == Part.PRECHECK:
+        raw = stored.get("preCheck")
+    elif part == Part.VERSIONS:
+        raw = stored.get("versions")
+    else:
+        upcoming = stored.get("nextUpgrade")
+        upcoming = upcoming if isinstance(upcoming, Mapping) else {}
+        if part == Part.WINDOW:
+            raw = upcoming.get("maintenanceWindow")
+        else:
+            raw = {k: v for k, v in upcoming.items() if k != "maintenanceWindow"}
+    return clean(raw, SECTION_SCHEMAS[part])
+
+
+def _stored_entry(stored: Mapping[str, Any], part: Part) -> dict[str, Any] | None:
+    lifecycle = stored.get("lifecycle")
+    entry = clean(
+        lifecycle.get(str(part)) if isinstance(lifecycle, Mapping) else None, STATE_SCHEMA
+    )
+    if not isinstance(entry, dict) or entry.get("state") not in set(PartState):
+        return None
+    return entry
+
+
+def _window_moved_on(window: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The window with its `nextStart` moved to the next start once it passed."""
+    start = parse_time(window.get("nextStart"))
+    if start is not None and start >= now:
+        return window
+    moved = dict(window)
+    moved.pop("nextStart", None)
+    following = next_window_start(
+        MaintenanceWindow(
+            weekly_period=window.get("weeklyPeriod"), start_time=window.get("startTime")
+        ),
+        now,
+    )
+    if following is not None:
+        moved["nextStart"] = format_rfc3339(following)
+    return moved
 
 
 # ------------------------------------------------------------- time-driven
@@ -333,8 +444,7 @@ def lifecycle_wakeup(status: Mapping[str, Any] | None, spec: WatchSpec) -> datet
     upgrade entering the lead time, a pre-check expiring, a maintenance window
     starting), or None. The poll loop sleeps no longer than until then, and
     runs the core (not its unchanged-answer shortcut) once it has passed."""
-    del status, spec
-    return None
+    return min(time_transitions(status, spec), default=None)
 
 
 # ------------------------------------------------------------------ helpers

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -60,7 +60,10 @@ from cce_upgrade_watch.conditions import (
     render_conditions,
 )
 from cce_upgrade_watch.events import Event, events_between, limit_events, status_fingerprint
+from cce_upgrade_watch.lifecycle_conditions import LIFECYCLE_CONDITIONS
+from cce_upgrade_watch.lifecycle_events import lifecycle_events
 from cce_upgrade_watch.lifecycle_parts import LifecycleAnswers
+from cce_upgrade_watch.lifecycle_state import LIFECYCLE_KEYS, reconcile_lifecycle
 from cce_upgrade_watch.spec import WatchSpec
 
 __all__ = [
@@ -102,6 +105,8 @@ OWNED_STATUS_KEYS = (
     "lastChangeTime",
     "observedGeneration",
     "conditions",
+    # The lifecycle parts (lifecycle_state.py).
+    *LIFECYCLE_KEYS,
 )
 #: Phases in which the workflow may move soon: polled at `activePollInterval`,
 #: and its vanishing from one answer is not believed before the next says the same.
@@ -248,7 +253,9 @@ def reconcile(
         missing = _missing_active_workflow(stored, ordered)
         if missing is not None and missing != unconfirmed.missing:
             # Maybe a glitch of the API: believed only if the next answer agrees.
-            return ReconcileResult(held, [], Unconfirmed(missing=missing))
+            return _held(
+                original, held, spec, generation, lifecycle, now, Unconfirmed(missing=missing)
+            )
         next_unconfirmed = NOTHING_UNCONFIRMED
         workflow_part = _mirror(ordered[0]) if ordered else {}
         observed_history = [_history_entry(workflow) for workflow in ordered[1:]]
@@ -269,8 +276,14 @@ def reconcile(
             # One failed poll that a retry may fix (a dropped connection) opens no
             # failure episode: only the second in a row does. Without a good poll
             # stored (a new object, another cluster) there is nothing to keep.
-            return ReconcileResult(
-                held, [], Unconfirmed(failed_polls=1, missing=unconfirmed.missing)
+            return _held(
+                original,
+                held,
+                spec,
+                generation,
+                lifecycle,
+                now,
+                Unconfirmed(failed_polls=1, missing=unconfirmed.missing),
             )
         next_unconfirmed = Unconfirmed(missing=unconfirmed.missing)
         workflow_part = _stored_workflow_part(stored)
@@ -291,14 +304,53 @@ def reconcile(
         failure.reason if failure is not None else None,
         failure.message if failure is not None else "",
     )
+    # The lifecycle parts on every poll, with or without answers: some of their
+    # transitions come with time alone (an upgrade getting near).
+    lifecycle_status = reconcile_lifecycle(stored, spec, lifecycle, now)
+    status.update(lifecycle_status.sections)
+    states += lifecycle_status.conditions
     status["conditions"] = render_conditions(states, stored.get("conditions"), generation, now)
-    events = events_between(
-        stored,
-        status,
-        observed_history=observed_history,
-        base=status_fingerprint(original, OWNED_STATUS_KEYS),
-    )
+    base = status_fingerprint(original, OWNED_STATUS_KEYS)
+    events = events_between(stored, status, observed_history=observed_history, base=base)
+    events += _lifecycle_events(stored, status, base)
     return ReconcileResult(status, limit_events(events), next_unconfirmed)
+
+
+def _held(
+    original: Mapping[str, Any],
+    held: Mapping[str, Any],
+    spec: WatchSpec,
+    generation: int,
+    lifecycle: LifecycleAnswers | None,
+    now: datetime,
+    unconfirmed: Unconfirmed,
+) -> ReconcileResult:
+    """The stored status, held back until the next poll confirms the workflow
+    answer, with only the lifecycle parts updated: their calls are not in
+    doubt, and what comes with time (an upgrade getting near) still comes."""
+    lifecycle_status = reconcile_lifecycle(held, spec, lifecycle, now)
+    status = {key: value for key, value in held.items() if key not in LIFECYCLE_KEYS}
+    status.update(lifecycle_status.sections)
+    stored_conditions = held.get("conditions")
+    kept = [
+        condition
+        for condition in (stored_conditions if isinstance(stored_conditions, list) else [])
+        if not (isinstance(condition, dict) and condition.get("type") in LIFECYCLE_CONDITIONS)
+    ]
+    stored_generation = held.get("observedGeneration")
+    if isinstance(stored_generation, int) and not isinstance(stored_generation, bool):
+        generation = stored_generation
+    rendered = render_conditions(lifecycle_status.conditions, stored_conditions, generation, now)
+    if kept or rendered:
+        status["conditions"] = kept + rendered
+    if status == held:
+        return ReconcileResult(dict(held), [], unconfirmed)
+    base = status_fingerprint(original, OWNED_STATUS_KEYS)
+    return ReconcileResult(status, limit_events(_lifecycle_events(held, status, base)), unconfirmed)
+
+
+def _lifecycle_events(stored: Mapping[str, Any], new: Mapping[str, Any], base: str) -> list[Event]:
+    return [replace(event, key=f"{base}/{event.key}") for event in lifecycle_events(stored, new)]
 
 
 def _missing_active_workflow(
@@ -322,8 +374,8 @@ def status_patch(
     """A JSON merge patch for `.status` turning stored into new, or None if equal.
 
     Only `OWNED_STATUS_KEYS` are compared; a key the new status lacks is deleted
-    (`None`, as merge patch says). Lists are replaced whole, which merge patch
-    does anyway.
+    (`None`, as merge patch says), also inside objects. Lists are replaced
+    whole, which merge patch does anyway.
     """
     stored = _plain(stored_status) if isinstance(stored_status, Mapping) else {}
     new = _plain(new_status)
@@ -331,10 +383,23 @@ def status_patch(
     for key in OWNED_STATUS_KEYS:
         if key in new:
             if key not in stored or stored[key] != new[key]:
-                patch[key] = new[key]
+                patch[key] = _merge_patch(stored.get(key), new[key])
         elif key in stored:
             patch[key] = None
     return patch or None
+
+
+def _merge_patch(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) turning `old` into `new`: an object that
+    lost keys must say so with nulls, or the API server would keep them
+    (`status.nextUpgrade` without the plan that was cancelled)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    patch = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        if key not in old or old[key] != value:
+            patch[key] = _merge_patch(old.get(key), value)
+    return patch
 
 
 def next_poll_interval(
@@ -431,7 +496,7 @@ def _history_entry(workflow: UpgradeWorkflow) -> dict[str, Any]:
 
 _MIRRORED_FIELDS = ("phase", "clusterVersion", "targetVersion", "workflowID")
 #: What describes the watched cluster: dropped when the spec names another one.
-_MIRROR_KEYS = frozenset({*_WORKFLOW_KEYS, "watched", "lastChangeTime"})
+_MIRROR_KEYS = frozenset({*_WORKFLOW_KEYS, *LIFECYCLE_KEYS, "watched", "lastChangeTime"})
 _HISTORY_FIELDS = ("workflowID", "phase", "clusterVersion", "targetVersion", "createdAt")
 
 

@@ -89,6 +89,7 @@ def test_printer_columns(version: dict[str, Any]) -> None:
         ("AGE", ".metadata.creationTimestamp", "date", 0),
         ("CLUSTER", ".spec.clusterId", "string", 1),
         ("LAST CHANGE", ".status.lastChangeTime", "date", 1),
+        ("NEXT UPGRADE", ".status.nextUpgrade.notBefore", "date", 1),
     ]
 
 
@@ -244,6 +245,12 @@ def test_status_schema(version: dict[str, Any]) -> None:
         "observedGeneration",
         "lastChangeTime",
         "conditions",
+        # The lifecycle parts (issue 12; tests/unit/reconcile/test_crd_lifecycle.py).
+        "preCheck",
+        "nextUpgrade",
+        "versions",
+        "lastBackupTime",
+        "lifecycle",
     }
     points = status["pointStatuses"]["items"]["properties"]
     assert set(points) == {
