@@ -608,3 +608,25 @@ def test_lifecycle_answers_never_change_the_four_kstatus_conditions(
 
 def parse(text: str) -> datetime:
     return parse_now(text)
+
+
+# ------------------------------------------------------------- the merge patch
+
+
+def test_the_status_patch_removes_what_an_object_lost() -> None:
+    """A merge patch merges objects: without nulls, a cancelled plan's fields
+    would stay in status.nextUpgrade beside the window."""
+    watch = Watch()
+    watch.poll(T0, answers(plans=plan(), maintenanceWindow=window()))
+    before = watch.stored
+    watch.poll(T0 + timedelta(hours=1), answers(plans=None))
+    patch = status_patch(before, watch.stored or {})
+    assert patch is not None
+    assert patch["nextUpgrade"] == {
+        "planID": None,
+        "clusterVersion": None,
+        "targetVersion": None,
+        "notBefore": None,
+        "notAfter": None,
+        "phase": None,
+    }
