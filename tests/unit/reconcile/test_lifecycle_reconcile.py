@@ -630,3 +630,28 @@ def test_the_status_patch_removes_what_an_object_lost() -> None:
         "notAfter": None,
         "phase": None,
     }
+
+
+# ------------------------------------------------------------- the wake-up time
+
+
+def test_the_wakeup_is_the_next_time_driven_transition() -> None:
+    spec = make_spec(lifecycle={"upgradeSoonLeadTime": "24h"})
+    watch = Watch(spec=spec)
+    assert lifecycle_wakeup(watch.stored, spec) is None
+    fresh = precheck(phase="Success", expire="2026-03-05T00:00:00Z")
+    watch.poll(T0, answers(preCheck=fresh, plans=plan()))
+    assert lifecycle_wakeup(watch.stored, spec) == parse("2026-03-05T00:00:00Z")
+    watch.poll(parse("2026-03-05T00:00:00Z"))  # expired: no longer a wake-up
+    assert lifecycle_wakeup(watch.stored, spec) == parse("2026-03-09T02:00:00Z")
+    watch.poll(parse("2026-03-09T02:00:00Z"))  # StartsSoon: nothing more comes with time
+    assert lifecycle_wakeup(watch.stored, spec) is None
+    # A part turned off wakes nobody.
+    assert lifecycle_wakeup(watch.stored, make_spec(lifecycle={"plans": False})) is None
+
+
+def test_the_wakeup_follows_the_lead_time_of_the_spec() -> None:
+    watch = Watch()
+    watch.poll(T0, answers(plans=plan()))
+    short = make_spec(lifecycle={"upgradeSoonLeadTime": "1h"})
+    assert lifecycle_wakeup(watch.stored, short) == parse("2026-03-10T01:00:00Z")
