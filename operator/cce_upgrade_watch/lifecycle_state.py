@@ -190,7 +190,8 @@ class LifecycleSchedule:
         self._spec = spec
         enabled = enabled_parts(spec)
         view = _View.of_workflows(workflows)
-        if not self._started:
+        starting = not self._started
+        if starting:
             self._start(spec, stored, now)
             previous = _View.of_status(stored) if stored else view
             self._started, self._watched = True, watched
@@ -210,7 +211,7 @@ class LifecycleSchedule:
             ):
                 # Turned on again, or its answer is not stored yet: ask now.
                 self._due_at[part] = now
-        for part in _triggered(previous, view, stored):
+        for part in _triggered(previous, view, stored if starting else None):
             if part in enabled and part not in self._not_offered:
                 self._due_at[part] = min(self._due_at.get(part, now), now)
 
@@ -277,13 +278,16 @@ class LifecycleSchedule:
         return timedelta(seconds=round(interval.total_seconds() * fraction))
 
 
-def _triggered(previous: _View, view: _View, stored: Mapping[str, Any]) -> set[Part]:
-    """The parts the change from `previous` to `view` makes due."""
+def _triggered(previous: _View, view: _View, stored: Mapping[str, Any] | None) -> set[Part]:
+    """The parts the change from `previous` to `view` makes due. `stored`, only
+    at the first poll: a stored pre-check of another task than the workflow
+    names is read again. Only then: the task the calls find may well differ
+    from the one the point names (`check` falls back to the newest of the
+    list), and asking again at every poll would never end."""
     parts: set[Part] = set()
     if view.precheck is not None and view.precheck != previous.precheck:
         parts.add(Part.PRECHECK)
-    elif view.precheck is not None and view.precheck[0]:
-        # The stored pre-check is of another task than the workflow names.
+    elif stored is not None and view.precheck is not None and view.precheck[0]:
         section = stored.get("preCheck")
         if isinstance(section, Mapping) and section.get("taskID") not in (None, view.precheck[0]):
             parts.add(Part.PRECHECK)

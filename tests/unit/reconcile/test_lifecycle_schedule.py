@@ -127,6 +127,17 @@ def test_pre_check_is_asked_when_its_point_changes() -> None:
     assert due.precheck_task_id == "pc-2"
 
 
+def test_a_pre_check_answer_of_another_task_is_not_asked_for_again() -> None:
+    """The show call may 404 and the list name another task: that answer stands
+    until the point changes, or the poll loop would call at every poll."""
+    loop = Loop()
+    loop.workflows = workflows(precheck_status="Failed", precheck_id="pc-1")
+    other = {Part.PRECHECK: PartAnswer(precheck(task_id="pc-other"))}
+    assert Part.PRECHECK in loop.poll(0, other)
+    assert (loop.stored or {})["preCheck"]["taskID"] == "pc-other"
+    assert [loop.poll(minute, other) for minute in (5, 10, 15)] == [frozenset()] * 3
+
+
 def test_a_workflow_that_ends_asks_plans_window_and_versions_at_once() -> None:
     loop = Loop()
     loop.workflows = workflows("Running")
