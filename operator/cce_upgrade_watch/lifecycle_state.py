@@ -174,12 +174,13 @@ class LifecycleSchedule:
     def due(
         self,
         spec: WatchSpec,
-        workflows: Sequence[UpgradeWorkflow],
+        workflows: Sequence[UpgradeWorkflow] | None,
         stored_status: Mapping[str, Any] | None,
         now: datetime,
     ) -> DueCalls:
         """The parts to ask in this poll, given its workflow answer (current first,
-        as `cce.ordering.current_first` returns them) and the stored status."""
+        as `cce.ordering.current_first` returns them; None when the workflow poll
+        failed: only what is due by time, no trigger) and the stored status."""
         now = _utc(now)
         stored = stored_status if isinstance(stored_status, Mapping) else {}
         watched = _watched(spec)
@@ -189,15 +190,15 @@ class LifecycleSchedule:
             self._started = False
         self._spec = spec
         enabled = enabled_parts(spec)
-        view = _View.of_workflows(workflows)
+        view = _View.of_workflows(workflows) if workflows is not None else None
         starting = not self._started
         if starting:
             self._start(spec, stored, now)
-            previous = _View.of_status(stored) if stored else view
+            self._view = _View.of_status(stored) if stored else (view or _View())
             self._started, self._watched = True, watched
-        else:
-            previous = self._view
-        self._view = view
+        previous = self._view
+        if view is not None:
+            self._view = view
 
         for part in Part:
             if part not in enabled:
@@ -211,14 +212,18 @@ class LifecycleSchedule:
             ):
                 # Turned on again, or its answer is not stored yet: ask now.
                 self._due_at[part] = now
-        for part in _triggered(previous, view, stored if starting else None):
+        triggered = (
+            _triggered(previous, view, stored if starting else None) if view is not None else set()
+        )
+        for part in triggered:
             if part in enabled and part not in self._not_offered:
                 self._due_at[part] = min(self._due_at.get(part, now), now)
 
         parts = frozenset(
             part for part, at in self._due_at.items() if part in enabled and at <= now
         )
-        precheck_id = view.precheck[0] if view.precheck else None
+        precheck = self._view.precheck
+        precheck_id = precheck[0] if precheck else None
         return DueCalls(parts, precheck_id if Part.PRECHECK in parts else None)
 
     def record(self, answers: LifecycleAnswers, now: datetime) -> None:

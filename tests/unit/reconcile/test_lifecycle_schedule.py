@@ -138,6 +138,15 @@ def test_a_pre_check_answer_of_another_task_is_not_asked_for_again() -> None:
     assert [loop.poll(minute, other) for minute in (5, 10, 15)] == [frozenset()] * 3
 
 
+def test_a_failed_workflow_poll_triggers_nothing() -> None:
+    loop = Loop()
+    loop.workflows = workflows("Running", precheck_status="Running")
+    loop.poll(0)
+    failed = loop.schedule.due(loop.spec, None, loop.stored, T0 + timedelta(minutes=5))
+    assert failed.parts == frozenset()
+    assert loop.poll(10) == frozenset()  # the same workflow again: no change
+
+
 def test_a_workflow_that_ends_asks_plans_window_and_versions_at_once() -> None:
     loop = Loop()
     loop.workflows = workflows("Running")
