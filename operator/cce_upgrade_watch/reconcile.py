@@ -451,6 +451,16 @@ def acknowledge_generation(
         if status["watched"] != watched:
             status = {key: value for key, value in status.items() if key not in _MIRROR_KEYS}
             status["watched"] = watched
+            if isinstance(status.get("conditions"), list):
+                # What the lifecycle calls said was about the other cluster too.
+                status["conditions"] = [
+                    condition
+                    for condition in status["conditions"]
+                    if not (
+                        isinstance(condition, dict)
+                        and condition.get("type") in LIFECYCLE_CONDITIONS
+                    )
+                ]
     status["observedGeneration"] = generation
     conditions = status.get("conditions")
     if isinstance(conditions, list):

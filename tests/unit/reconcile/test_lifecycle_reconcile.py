@@ -23,7 +23,13 @@ from cce_upgrade_watch.lifecycle_state import (
     PartNotOffered,
     lifecycle_wakeup,
 )
-from cce_upgrade_watch.reconcile import PollFailure, WorkflowsFetched, reconcile, status_patch
+from cce_upgrade_watch.reconcile import (
+    PollFailure,
+    WorkflowsFetched,
+    acknowledge_generation,
+    reconcile,
+    status_patch,
+)
 
 from ._lifecycle import (
     T0,
@@ -380,6 +386,15 @@ def test_another_cluster_drops_the_lifecycle_sections() -> None:
     for key in ("preCheck", "nextUpgrade", "versions", "lastBackupTime", "lifecycle"):
         assert key not in status
     assert [c["type"] for c in status["conditions"]] == list(KSTATUS)
+
+
+def test_a_suspended_watch_of_another_cluster_drops_the_lifecycle_conditions() -> None:
+    watch = Watch()
+    watch.poll(T0, everything())
+    other = make_spec(clusterId="00000000-0000-0000-0000-000000000001", suspend=True)
+    status = acknowledge_generation(watch.stored, 2, other)
+    assert [c["type"] for c in status["conditions"]] == list(KSTATUS)
+    assert "nextUpgrade" not in status
 
 
 # ------------------------------------------------------------- held-back polls
