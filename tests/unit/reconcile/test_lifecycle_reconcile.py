@@ -670,3 +670,71 @@ def test_the_wakeup_follows_the_lead_time_of_the_spec() -> None:
     watch.poll(T0, answers(plans=plan()))
     short = make_spec(lifecycle={"upgradeSoonLeadTime": "1h"})
     assert lifecycle_wakeup(watch.stored, short) == parse("2026-03-10T01:00:00Z")
+
+
+# ------------------------------------------------------------- exactly once, at random
+
+_SECTIONS: dict[Part, list[Any]] = {
+    Part.PRECHECK: [
+        None,
+        FAILED,
+        PASSED,
+        precheck(task_id="pc-3", phase="Running", expire=None),
+        PartNotOffered(404, "no"),
+        PartFailed("503"),
+    ],
+    Part.PLANS: [
+        None,
+        plan(),
+        plan(not_before="2026-03-04T02:00:00Z"),
+        plan(plan_id="plan-2"),
+        PartNotOffered(403, "no"),
+        PartFailed("503"),
+    ],
+    Part.WINDOW: [None, window(), PartNotOffered(404, "no")],
+    Part.VERSIONS: [
+        versions(),
+        versions(suggested="r2"),
+        versions(suggested="r3"),
+        PartFailed("x"),
+    ],
+    Part.BACKUPS: [None, "2026-03-02T00:00:00Z", "2026-03-04T00:00:00Z", PartNotOffered(403, "no")],
+}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=36),  # hours to the next poll
+            st.dictionaries(
+                st.sampled_from(list(Part)), st.integers(min_value=0, max_value=5), max_size=5
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_every_lifecycle_event_is_posted_once(steps: list[tuple[int, dict[Part, int]]]) -> None:
+    """Whatever the answers and however time passes: the same stored status gives
+    the same Events (a crash before the write repeats the same names), a stored
+    status gives none again, and no Event key is ever derived twice."""
+    watch = Watch()
+    now = T0
+    seen: set[str] = set()
+    for hours, picks in steps:
+        now += timedelta(hours=hours)
+        outcomes = {}
+        for part, index in picks.items():
+            choice = _SECTIONS[part][index % len(_SECTIONS[part])]
+            is_outcome = isinstance(choice, PartNotOffered | PartFailed)
+            outcomes[part] = choice if is_outcome else PartAnswer(choice)
+        lifecycle = LifecycleAnswers(outcomes)
+        crashed = watch.poll(now, lifecycle, store=False)
+        result = watch.poll(now, lifecycle)
+        assert [e.key for e in crashed.events] == [e.key for e in result.events]
+        keys = [e.key for e in result.events]
+        assert not seen & set(keys), keys
+        seen.update(keys)
+        assert watch.unchanged(now)
+        assert watch.unchanged(now, lifecycle)
