@@ -26,7 +26,7 @@ polls: everything that matters is in the stored status.
 
 - `preCheck`: when the current workflow's PreCheck point changes (taskID or
   status), and at the first poll when the stored status has no pre-check;
-- `plans`: every `spec.lifecycle.planInterval` (default 1h), and at once when a
+- `plans`: every `spec.lifecycle.planInterval` (default 2h), and at once when a
   workflow ends;
 - `maintenanceWindow`: every `SLOW_INTERVAL` (6h), and at once when a workflow
   ends (a window is a setting people rarely change; asking it with every plan

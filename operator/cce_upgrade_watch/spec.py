@@ -61,7 +61,7 @@ POLL_INTERVAL_MAX = timedelta(hours=24)
 ACTIVE_POLL_INTERVAL_MIN = timedelta(seconds=5)
 HISTORY_LIMIT_MAX = 50
 #: `spec.lifecycle.planInterval`: how often the upgrade plans are asked for.
-DEFAULT_PLAN_INTERVAL = timedelta(hours=1)
+DEFAULT_PLAN_INTERVAL = timedelta(hours=2)
 PLAN_INTERVAL_MIN = timedelta(minutes=5)
 PLAN_INTERVAL_MAX = timedelta(hours=24)
 #: `spec.lifecycle.upgradeSoonLeadTime`: how long before a plan's notBefore

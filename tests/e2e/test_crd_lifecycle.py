@@ -77,7 +77,7 @@ def test_lifecycle_defaults_are_filled_in(
         "plans": True,
         "versions": True,
         "backups": False,
-        "planInterval": "1h",
+        "planInterval": "2h",
         "upgradeSoonLeadTime": "24h",
     }
 

@@ -62,7 +62,7 @@ def test_lifecycle_defaults_are_the_operator_s(lifecycle_schema: dict[str, Any])
         "plans": True,
         "versions": True,
         "backups": True,
-        "planInterval": "1h",
+        "planInterval": "2h",
         "upgradeSoonLeadTime": "24h",
     }
     assert parse_watch_spec({**BASE_SPEC, "lifecycle": defaults}) == parse_watch_spec(BASE_SPEC)

@@ -21,7 +21,7 @@ from cce_upgrade_watch.lifecycle_state import (
     PartNotOffered,
 )
 from cce_upgrade_watch.reconcile import WorkflowsFetched, reconcile
-from cce_upgrade_watch.spec import WatchSpec
+from cce_upgrade_watch.spec import DEFAULT_PLAN_INTERVAL, WatchSpec
 
 from ._lifecycle import T0, answers, plan, precheck, versions, window, workflows
 from ._support import as_stored, make_spec
@@ -97,6 +97,17 @@ def test_steady_state_costs_what_the_budget_says(
     steady = (sum(asked.values()) - len(Part)) / polls
     print(f"planInterval {plan_interval}: {steady:.4f} lifecycle calls per 5m workflow poll")
     assert steady == pytest.approx(overhead, abs=0.003)  # a week holds whole intervals only
+
+
+def test_the_default_plan_interval_keeps_the_lifecycle_calls_within_a_tenth() -> None:
+    """Issue 12's budget: at the default `pollInterval` (5m) the lifecycle calls add
+    at most 10 % to the steady CCE requests. Plans every 1h would add 12.5 %."""
+    loop = Loop(make_spec())
+    asked: Counter[Part] = Counter()
+    polls = 7 * 24 * 12
+    for poll in range(polls):
+        asked.update(loop.poll(poll * 5))
+    assert (sum(asked.values()) - len(Part)) / polls <= 0.10
 
 
 def test_plan_interval_is_the_spec_s() -> None:
@@ -234,7 +245,7 @@ def test_after_a_restart_the_first_calls_are_spread_over_each_interval() -> None
         schedule = LifecycleSchedule(f"uid-{n}")
         schedule.due(spec, workflows(precheck_status="Failed"), stored, restart)
         due = schedule._due_at
-        first_plans.append((due[Part.PLANS] - restart) / timedelta(hours=1))
+        first_plans.append((due[Part.PLANS] - restart) / DEFAULT_PLAN_INTERVAL)
         first_versions.append((due[Part.VERSIONS] - restart) / SLOW_INTERVAL)
     for fractions in (first_plans, first_versions):
         assert all(0 <= f <= 1 for f in fractions)
@@ -243,16 +254,16 @@ def test_after_a_restart_the_first_calls_are_spread_over_each_interval() -> None
         assert max(tenths.values()) < 2000 / 10 * 1.3, tenths  # none much fuller
     again = LifecycleSchedule("uid-0")
     again.due(spec, workflows(precheck_status="Failed"), stored, restart)
-    assert (again._due_at[Part.PLANS] - restart) / timedelta(hours=1) == first_plans[0]
+    assert (again._due_at[Part.PLANS] - restart) / DEFAULT_PLAN_INTERVAL == first_plans[0]
 
 
 def test_a_restart_asks_a_part_at_its_offset_then_at_its_interval() -> None:
     loop = Loop()
     loop.workflows = workflows(precheck_status="Failed")
     loop.stored = _settled()
-    asked = [minute for minute in range(0, 125, 5) if Part.PLANS in loop.poll(minute)]
+    asked = [minute for minute in range(0, 245, 5) if Part.PLANS in loop.poll(minute)]
     assert len(asked) == 2
-    assert asked[1] - asked[0] == 60
+    assert asked[1] - asked[0] == 120  # the default planInterval
 
 
 # ------------------------------------------------------------- turned off, 404/403, failures
