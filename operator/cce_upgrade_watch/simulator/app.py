@@ -251,7 +251,7 @@ def _api_route(
         stats = state.stats
         stats.requests += 1
         if cluster is not None:
-            cluster.requests.record(state.clock.now())
+            cluster.requests.record(state.clock.now(), api, operation.__name__)
         style = state.style_for(cluster)
 
         effects = state.faults.take(cluster_id, api)

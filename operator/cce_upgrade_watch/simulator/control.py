@@ -457,7 +457,7 @@ class ControlApi:
                 "clusters": {
                     cluster_id: cluster.requests.to_json(with_timestamps=with_timestamps)
                     for cluster_id, cluster in self.state.clusters.items()
-                    if cluster.requests.count
+                    if cluster.requests.by_api
                 },
             }
         )

@@ -181,3 +181,42 @@ async def test_a_scenario_plan_must_say_when_it_was_postponed_to(launch: Launch)
     response = await sim.api.control("POST", "/reset", {"scenario": bad})
     assert response.status_code == 400
     assert "postponedAt and postponedTo go together" in response.text
+
+
+async def test_requests_are_counted_per_api_and_operation(
+    launch: Launch, client: CceClient
+) -> None:
+    """`count` stays the workflow list's (one per poll); every call is counted by API
+    and operation, so e2e tests can check what the lifecycle calls cost."""
+    sim = await launch("lifecycle")
+    api = lifecycle_api(client, sim)
+    await sim.api.items()
+    task = select_precheck(await api.list_precheck_tasks())
+    assert task is not None
+    assert task.metadata.uid is not None
+    await api.show_precheck(task.metadata.uid)
+    await api.show_precheck(task.metadata.uid)
+    await api.list_upgrade_plans()
+    await api.show_maintenance_window()
+    await api.show_upgrade_info()
+    await api.list_snapshot_tasks()
+    log = await sim.api.control_ok("GET", f"/clusters/{DEMO_CLUSTER_ID}/requests")
+    assert log["count"] == 1
+    assert len(log["timestamps"]) == 1
+    assert log["byApi"] == {
+        "plans": 1,
+        "precheck": 3,
+        "snapshots": 1,
+        "upgradeinfo": 1,
+        "window": 1,
+        "workflows": 1,
+    }
+    assert log["byOperation"] == {
+        "list_plans": 1,
+        "list_prechecks": 1,
+        "list_snapshots": 1,
+        "list_workflows": 1,
+        "show_precheck": 2,
+        "show_upgrade_info": 1,
+        "show_window": 1,
+    }
