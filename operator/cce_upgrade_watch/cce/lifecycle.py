@@ -36,6 +36,7 @@ from cce_upgrade_watch.cce.lifecycle_models import (
     UpgradePlanList,
     parse_lifecycle,
 )
+from cce_upgrade_watch.cce.lifecycle_views import select_precheck
 
 SHOW_PRECHECK = "show pre-check"
 LIST_PRECHECKS = "list pre-check tasks"
@@ -110,6 +111,18 @@ class LifecycleApi:
             raise ValueError("task_id must not be empty")
         path = "/operation/precheck/tasks/" + quote(task_id, safe="")
         return await self._get(SHOW_PRECHECK, path, lambda b: parse_lifecycle(PreCheckTask, b))
+
+    async def newest_precheck(self, task_id: str | None) -> PreCheckTask | None:
+        """The pre-check of `task_id` (the PreCheck point's), else the newest listed
+        one: also when that task is not found (404), which may mean the region
+        does not offer the show call while the list still tells."""
+        if task_id:
+            try:
+                return await self.show_precheck(task_id)
+            except CceApiError as exc:
+                if exc.status_code != 404:
+                    raise
+        return select_precheck(await self.list_precheck_tasks())
 
     async def list_precheck_tasks(self) -> list[PreCheckTask]:
         """`ListAutopilotPreCheckTasks`: the cluster's pre-check tasks."""

@@ -11,6 +11,8 @@ fields left out (never `null`).
 - `next_window_start`: the next start of a weekly maintenance window, in UTC.
 - `select_plan` / `plan_summary`: the automatic upgrade plan still to come.
 - `versions_summary`, `patch_available`, `last_backup_time`.
+- `next_upgrade_section`, `versions_section`, `backup_section`: the status
+  sections as `check` and the operator both show them, from the answers.
 """
 
 from __future__ import annotations
@@ -297,3 +299,34 @@ def last_backup_time(snapshots: SnapshotTaskList) -> datetime | None:
         ):
             times.append(task.status.completion_time)
     return max(times, default=None)
+
+
+# -- the sections, as `check -o json` and the status show them --------------------------------
+
+
+def next_upgrade_section(
+    plans: Sequence[UpgradePlan] | None, window: MaintenanceWindow | None, now: datetime
+) -> dict[str, Any]:
+    """`nextUpgrade`: the plan still to come (`plan_summary`) with the maintenance
+    window under `maintenanceWindow`; empty when neither is known or set."""
+    section: dict[str, Any] = {}
+    plan = select_plan(plans) if plans else None
+    if plan is not None:
+        section.update(plan_summary(plan))
+    if window is not None:
+        _put(section, "maintenanceWindow", window_summary(window, now))
+    return section
+
+
+def versions_section(info: UpgradeInfo) -> dict[str, Any]:
+    """`versions`: `versions_summary` and `patchAvailable`; empty when nothing is known."""
+    section = versions_summary(info)
+    if section:
+        section["patchAvailable"] = patch_available(info)
+    return section
+
+
+def backup_section(snapshots: SnapshotTaskList) -> str | None:
+    """`lastBackupTime` in RFC 3339 UTC, or None when no backup is known."""
+    backed_up = last_backup_time(snapshots)
+    return format_rfc3339(backed_up) if backed_up is not None else None

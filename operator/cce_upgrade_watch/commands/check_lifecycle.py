@@ -21,19 +21,13 @@ import httpx
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceApiError, CceError
 from cce_upgrade_watch.cce.lifecycle import LifecycleApi, is_not_available, not_available_reason
-from cce_upgrade_watch.cce.lifecycle_models import PreCheckTask
 from cce_upgrade_watch.cce.lifecycle_views import (
-    last_backup_time,
-    patch_available,
-    plan_summary,
+    backup_section,
+    next_upgrade_section,
     precheck_summary,
-    select_plan,
-    select_precheck,
-    versions_summary,
-    window_summary,
+    versions_section,
 )
 from cce_upgrade_watch.cce.models import UpgradeWorkflow
-from cce_upgrade_watch.cce.timestamps import format_rfc3339
 
 # The calls, by the name `notAvailable` and `errors` use.
 PRECHECK = "preCheck"
@@ -99,46 +93,23 @@ async def fetch_lifecycle(
             report.errors[call] = str(exc)
         return None
 
-    async def newest_precheck() -> PreCheckTask | None:
-        task_id = _precheck_task_id(workflows)
-        if task_id is not None:
-            try:
-                return await api.show_precheck(task_id)
-            except CceApiError as exc:
-                if exc.status_code != 404:
-                    raise
-                # No such task (or no such call): the list may still tell.
-        return select_precheck(await api.list_precheck_tasks())
-
-    precheck = await attempt(PRECHECK, newest_precheck)
+    task_id = _precheck_task_id(workflows)
+    precheck = await attempt(PRECHECK, lambda: api.newest_precheck(task_id))
     if precheck is not None:
         report.sections["preCheck"] = precheck_summary(precheck)
-
-    next_upgrade: dict[str, Any] = {}
     plans = await attempt(PLANS, api.list_upgrade_plans)
-    plan = select_plan(plans) if plans else None
-    if plan is not None:
-        next_upgrade.update(plan_summary(plan))
     window = await attempt(WINDOW, api.show_maintenance_window)
-    if window is not None:
-        shown = window_summary(window, now)
-        if shown:
-            next_upgrade["maintenanceWindow"] = shown
+    next_upgrade = next_upgrade_section(plans, window, now)
     if next_upgrade:
         report.sections["nextUpgrade"] = next_upgrade
-
     info = await attempt(VERSIONS, api.show_upgrade_info)
-    if info is not None:
-        versions = versions_summary(info)
-        if versions:
-            versions["patchAvailable"] = patch_available(info)
-            report.sections["versions"] = versions
-
+    versions = versions_section(info) if info is not None else {}
+    if versions:
+        report.sections["versions"] = versions
     snapshots = await attempt(BACKUPS, api.list_snapshot_tasks)
-    if snapshots is not None:
-        backed_up = last_backup_time(snapshots)
-        if backed_up is not None:
-            report.sections["lastBackupTime"] = format_rfc3339(backed_up)
+    backed_up = backup_section(snapshots) if snapshots is not None else None
+    if backed_up is not None:
+        report.sections["lastBackupTime"] = backed_up
     return report
 
 
