@@ -11,6 +11,15 @@ counts as delivered) before the status write that records its transition. If
 an Event cannot be created, or the status write fails, nothing more is written
 and the poll is retried soon from the same stored status, which derives the
 same Events under the same names.
+
+Around the workflow list, the read-only lifecycle calls (pre-check, plans,
+window, versions, backups): after a successful workflow list, the loop's
+`LifecycleSchedule` says which are due, `lifecycle_fetch.py` makes only those
+with the same credentials, and the core gets their answers with the workflows.
+They never fail a poll. The loop sleeps no longer than until the next
+time-driven lifecycle transition (`lifecycle_wakeup`, e.g. `UpgradeSoon` at its
+lead time) or the next periodic lifecycle call, and runs the core once such a
+moment has passed even when the cloud's answers did not change.
 """
 
 from __future__ import annotations
@@ -31,7 +40,9 @@ import httpx
 from cce_upgrade_watch.cce.client import CceClient
 from cce_upgrade_watch.cce.errors import CceError, CredentialsRejected
 from cce_upgrade_watch.cce.identity import KeyCredentials
+from cce_upgrade_watch.cce.lifecycle import LifecycleApi
 from cce_upgrade_watch.cce.models import DroppedField, UpgradeWorkflow
+from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.conditions import FailureReason
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import (
@@ -42,6 +53,9 @@ from cce_upgrade_watch.credentials import (
 )
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.identities import Identities, IdentityNotAllowed
+from cce_upgrade_watch.lifecycle_fetch import fetch_lifecycle_parts
+from cce_upgrade_watch.lifecycle_parts import LifecycleAnswers
+from cce_upgrade_watch.lifecycle_state import LifecycleSchedule, lifecycle_wakeup
 from cce_upgrade_watch.reconcile import (
     INVALID_SPEC,
     NOTHING_UNCONFIRMED,
@@ -184,6 +198,15 @@ class PollLoop:
         self._last_seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
         self._last_seen_interval = 0.0
         self._spec: tuple[int, WatchSpec] | None = None  # (generation, parsed)
+        # When each lifecycle part is due; a poll-now asks every part again.
+        self._lifecycle_seed = str(meta.get("uid") or "")
+        self._lifecycle = LifecycleSchedule(seed=self._lifecycle_seed)
+        self._refresh_lifecycle = False
+        # The next time-driven lifecycle transition of the stored status, while it
+        # is ahead: once it has passed, a poll runs the core even on an unchanged
+        # answer (and the loop sleeps no longer than until then).
+        self._wakeup_at: datetime | None = None
+        self._poll_started_at: datetime | None = None  # wall clock, for the sleep cap
 
     # ------------------------------------------------------------ waking up
 
@@ -214,6 +237,7 @@ class PollLoop:
         self._deferred_poll_now = None
         self._last_forced_poll = self._clock()
         self._force_credentials_refresh = True
+        self._refresh_lifecycle = True
         self._wake.set()
 
     def cancel_deferred(self) -> None:
@@ -320,20 +344,37 @@ class PollLoop:
             await self._write(acknowledge_generation(self._stored_status, generation, spec))
             return float("inf")  # until the spec changes again
         started = time.perf_counter()
-        outcome = await self._fetch(spec)
+        self._poll_started_at = self._now()
+        outcome, auth = await self._fetch(spec)
+        lifecycle: LifecycleAnswers | None = None
+        if isinstance(outcome, WorkflowsFetched) and auth is not None:
+            lifecycle = await self._fetch_lifecycle(spec, outcome, auth)
         result = "success" if isinstance(outcome, WorkflowsFetched) else outcome.reason
         self._services.observer.poll_finished(result, time.perf_counter() - started)
         seen: tuple[WatchSpec, int, tuple[UpgradeWorkflow, ...]] | None = None
         if isinstance(outcome, WorkflowsFetched):
             seen = (spec, generation, tuple(outcome.workflows))
-        if seen is not None and seen == self._last_seen:
-            # Nothing changed since a poll whose status is stored: the core would
+        now = self._now()
+        if (
+            seen is not None
+            and seen == self._last_seen
+            and lifecycle is None
+            and (self._wakeup_at is None or now < self._wakeup_at)
+        ):
+            # Nothing changed since a poll whose status is stored, no lifecycle
+            # answer came and no time-driven transition is due: the core would
             # compute that same status again (see reconcile.py), so skip it. The
             # client hands back the same workflow objects for the same answer,
             # which makes this comparison an identity check.
-            return self._last_seen_interval
+            return self._capped(self._last_seen_interval)
         reconciled = reconcile(
-            self._stored_status, spec, generation, outcome, self._now(), self._unconfirmed
+            self._stored_status,
+            spec,
+            generation,
+            outcome,
+            now,
+            self._unconfirmed,
+            lifecycle=lifecycle,
         )
         try:
             stored = await self._apply(reconciled)
@@ -342,6 +383,12 @@ class PollLoop:
             stored = True  # the same answer would be refused again: do not retry it
         if stored:
             self._unconfirmed = reconciled.unconfirmed
+            if lifecycle is not None:
+                # Only answers that reached the status count as asked: after a
+                # failed write the same parts are due again, for the same Events.
+                self._lifecycle.record(lifecycle, now)
+            wakeup = lifecycle_wakeup(self._stored_status, spec)
+            self._wakeup_at = wakeup if wakeup is not None and wakeup > now else None
         interval = next_poll_interval(reconciled.status, spec, self._unconfirmed).total_seconds()
         # An answer the core holds back must be seen again to be confirmed.
         self._last_seen = (
@@ -353,7 +400,49 @@ class PollLoop:
             # than a whole idle interval later, so status and Events catch up.
             interval = min(interval, WRITE_RETRY_SECONDS)
         # A throttled cluster is not asked again before the server said it may be.
-        return max(interval, self._retry_after)
+        return max(self._capped(interval), self._retry_after)
+
+    def _capped(self, interval: float) -> float:
+        """`interval`, or less when a time-driven lifecycle transition or a periodic
+        lifecycle call falls due sooner. Counted, as the loop counts intervals,
+        from the poll's start; the loop then wakes on the next tick of the poll
+        grid, so such a moment is acted on within about one tick."""
+        started = self._poll_started_at
+        if started is None:
+            return interval
+        moments = [
+            moment
+            for moment in (self._wakeup_at, self._lifecycle.next_due())
+            if moment is not None and moment > started
+        ]
+        if not moments:
+            return interval
+        return min(interval, (min(moments) - started).total_seconds())
+
+    async def _fetch_lifecycle(
+        self, spec: WatchSpec, fetched: WorkflowsFetched, auth: httpx.Auth
+    ) -> LifecycleAnswers | None:
+        """The lifecycle calls due in this poll (None: none is), with the credentials
+        the workflow list has just used. Never raises for a cloud failure."""
+        if self._refresh_lifecycle:  # poll-now: every part is asked again
+            self._lifecycle = LifecycleSchedule(seed=self._lifecycle_seed)
+            self._refresh_lifecycle = False
+            stored: Mapping[str, Any] | None = None
+        else:
+            stored = self._stored_status
+        now = self._now()
+        due = self._lifecycle.due(spec, current_first(fetched.workflows), stored, now)
+        if not due:
+            return None
+        api = LifecycleApi(
+            self._services.cce, spec.project_id, spec.cluster_id, auth=auth, **self._route(spec)
+        )
+        return await fetch_lifecycle_parts(api, due, now, watch=f"{self.namespace}/{self.name}")
+
+    def _route(self, spec: WatchSpec) -> dict[str, Any]:
+        """Where this watch's calls go, and whose share of the client's request
+        slots they use: its namespace (the client shares them fairly by namespace)."""
+        return {"endpoint": spec.endpoint, "region": spec.region, "tenant": self.namespace}
 
     def _parsed_spec(self, generation: int) -> WatchSpec:
         """The spec, parsed again only when its generation moved (every spec change
@@ -363,7 +452,8 @@ class PollLoop:
             self._spec = (generation, parse_watch_spec(self._services.config.with_defaults(spec)))
         return self._spec[1]
 
-    async def _fetch(self, spec: WatchSpec) -> PollOutcome:
+    async def _fetch(self, spec: WatchSpec) -> tuple[PollOutcome, httpx.Auth | None]:
+        """The workflow list, and the credentials that read it (None on failure)."""
         ref = spec.credentials_secret_ref
         cache = self._services.credentials
         identities = self._services.identities
@@ -384,21 +474,16 @@ class PollLoop:
                     secret = await cache.get(self.namespace, ref.name)
                     auth = secret.auth(spec.project_id)
                 workflows = await self._services.cce.list_upgrade_workflows(
-                    spec.project_id,
-                    spec.cluster_id,
-                    auth=auth,
-                    endpoint=spec.endpoint,
-                    region=spec.region,
-                    tenant=self.namespace,  # the client shares its slots fairly by namespace
+                    spec.project_id, spec.cluster_id, auth=auth, **self._route(spec)
                 )
                 self._report_dropped(workflows.dropped)
-                return WorkflowsFetched(workflows)
+                return WorkflowsFetched(workflows), auth
             except CredentialsNotFound as exc:
-                return PollFailure(CredentialsNotFound.reason, str(exc))
+                return PollFailure(CredentialsNotFound.reason, str(exc)), None
             except SecretUnreadable as exc:
-                return PollFailure(SecretUnreadable.reason, str(exc))
+                return PollFailure(SecretUnreadable.reason, str(exc)), None
             except IdentityNotAllowed as exc:
-                return PollFailure(IdentityNotAllowed.reason, str(exc), at_once=True)
+                return PollFailure(IdentityNotAllowed.reason, str(exc), at_once=True), None
             except CredentialsRejected as exc:
                 # Maybe the Secret was rotated and the cached key revoked, or the
                 # temporary credentials were revoked: read the Secret again (or
@@ -408,10 +493,10 @@ class PollLoop:
                 if keyless and identities is not None:
                     identities.forget(self.namespace, spec)
                 if attempt == 2:
-                    return PollFailure.from_error(exc)
+                    return PollFailure.from_error(exc), None
             except CceError as exc:
                 self._retry_after = getattr(exc, "retry_after", None) or 0.0
-                return PollFailure.from_error(exc)
+                return PollFailure.from_error(exc), None
         raise AssertionError("unreachable")
 
     async def _keyless_auth(self, spec: WatchSpec) -> httpx.Auth:

@@ -11,8 +11,9 @@ fields left out (never `null`).
 - `next_window_start`: the next start of a weekly maintenance window, in UTC.
 - `select_plan` / `plan_summary`: the automatic upgrade plan still to come.
 - `versions_summary`, `patch_available`, `last_backup_time`.
-- `next_upgrade_section`, `versions_section`, `backup_section`: the status
-  sections as `check` and the operator both show them, from the answers.
+- `plan_section`, `window_section`, `next_upgrade_section`, `versions_section`,
+  `backup_section`: the status sections as `check` and the operator both show
+  them, from the answers.
 """
 
 from __future__ import annotations
@@ -304,17 +305,25 @@ def last_backup_time(snapshots: SnapshotTaskList) -> datetime | None:
 # -- the sections, as `check -o json` and the status show them --------------------------------
 
 
+def plan_section(plans: Sequence[UpgradePlan]) -> dict[str, Any] | None:
+    """The plan still to come (`plan_summary`), or None."""
+    plan = select_plan(plans)
+    return plan_summary(plan) if plan is not None else None
+
+
+def window_section(window: MaintenanceWindow, now: datetime) -> dict[str, Any] | None:
+    """`window_summary`, or None when no window is set."""
+    return window_summary(window, now) or None
+
+
 def next_upgrade_section(
     plans: Sequence[UpgradePlan] | None, window: MaintenanceWindow | None, now: datetime
 ) -> dict[str, Any]:
-    """`nextUpgrade`: the plan still to come (`plan_summary`) with the maintenance
+    """`nextUpgrade`: the plan still to come (`plan_section`) with the maintenance
     window under `maintenanceWindow`; empty when neither is known or set."""
-    section: dict[str, Any] = {}
-    plan = select_plan(plans) if plans else None
-    if plan is not None:
-        section.update(plan_summary(plan))
+    section: dict[str, Any] = dict(plan_section(plans) or {}) if plans is not None else {}
     if window is not None:
-        _put(section, "maintenanceWindow", window_summary(window, now))
+        _put(section, "maintenanceWindow", window_section(window, now))
     return section
 
 

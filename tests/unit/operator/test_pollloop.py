@@ -43,6 +43,8 @@ class FakeCce:
         self.answers: list[Any] = []
         self.calls: list[httpx.Auth] = []
         self.tenants: list[str] = []
+        self.lifecycle: dict[str, Any] = {}  # operation (cce/lifecycle.py) -> body or error
+        self.lifecycle_calls: list[tuple[str, str, str, httpx.Auth]] = []
 
     async def list_upgrade_workflows(self, project_id: str, cluster_id: str, **kw: Any) -> Any:
         self.calls.append(kw["auth"])
@@ -52,6 +54,15 @@ class FakeCce:
             raise answer
         parsed = parse_workflow_list(answer)
         return Workflows(parsed.items, parsed.dropped)
+
+    async def get_object(self, operation: str, path: str, **kw: Any) -> Any:
+        """A lifecycle call (`cce/lifecycle.py`): the body (or error) set for its
+        operation, else an empty answer (the cloud knows nothing)."""
+        self.lifecycle_calls.append((operation, path, kw["tenant"], kw["auth"]))
+        answer = self.lifecycle.get(operation, {})
+        if isinstance(answer, Exception):
+            raise answer
+        return copy.deepcopy(answer)
 
 
 class FakeWriter:

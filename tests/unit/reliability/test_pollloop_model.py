@@ -76,6 +76,10 @@ class FakeCce:
         parsed = parse_workflow_list(self.body)
         return Workflows(parsed.items, parsed.dropped)
 
+    async def get_object(self, *args: Any, **kwargs: Any) -> Any:
+        """The lifecycle calls: the cloud knows nothing around the workflows."""
+        return {}
+
 
 class FakeApiServer:
     """Stores `.status` under merge-patch rules; can refuse writes (it is down), or
