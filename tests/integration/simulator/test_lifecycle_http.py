@@ -21,6 +21,8 @@ from cce_upgrade_watch.cce.lifecycle_views import (
     select_plan,
     select_precheck,
 )
+from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.cce.ordering import current_first
 from cce_upgrade_watch.simulator import (
     DEMO_ACCESS_KEY,
     DEMO_CLUSTER_ID,
@@ -85,8 +87,11 @@ async def test_the_lifecycle_story(launch: Launch, client: CceClient) -> None:
     assert plan is not None
     assert plan.spec.not_before == T0 + timedelta(seconds=900)
 
-    # At 900 it runs; its pre-check passes with a warning only.
+    # At 400 the failed workflow is cancelled (its findings fixed); at 900 the
+    # plan runs, and its pre-check passes with a warning only.
     sim.clock.advance(650)
+    phases = [item["status"]["phase"] for item in await sim.api.items()]
+    assert sorted(phases) == ["Cancel", "Running"]
     plan = select_plan(await api.list_upgrade_plans())
     assert plan is not None
     assert plan.status.phase == "Running"
@@ -104,6 +109,9 @@ async def test_the_lifecycle_story(launch: Launch, client: CceClient) -> None:
     assert (info.spec.version_info.patch, info.spec.version_info.suggest_patch) == ("r1", "r1")
     assert not patch_available(info)
     assert info.spec.last_upgrade_info.phase == "Success"
+    # The run is the current workflow: nothing failed is left waiting.
+    (current, *_) = current_first(parse_workflow_list({"items": await sim.api.items()}).items)
+    assert (current.status.phase, current.spec.target_version) == ("Success", "v1.28.3-r1")
 
 
 async def test_plans_as_a_list(launch: Launch, client: CceClient) -> None:
