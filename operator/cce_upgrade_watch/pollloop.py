@@ -17,7 +17,7 @@ window, versions, backups): after a successful workflow list, the loop's
 `LifecycleSchedule` says which are due, `lifecycle_fetch.py` makes only those
 with the same credentials, and the core gets their answers with the workflows.
 They never fail a poll. The loop sleeps no longer than until the next
-time-driven lifecycle transition (`lifecycle_wakeup`, e.g. `UpgradeSoon` at its
+time-driven lifecycle transition (`time_transitions`, e.g. `UpgradeSoon` at its
 lead time) or the next periodic lifecycle call, and runs the core once such a
 moment has passed even when the cloud's answers did not change.
 """
@@ -53,9 +53,10 @@ from cce_upgrade_watch.credentials import (
 )
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.identities import Identities, IdentityNotAllowed
+from cce_upgrade_watch.lifecycle_conditions import time_transitions
 from cce_upgrade_watch.lifecycle_fetch import fetch_lifecycle_parts
 from cce_upgrade_watch.lifecycle_parts import LifecycleAnswers
-from cce_upgrade_watch.lifecycle_state import LifecycleSchedule, lifecycle_wakeup
+from cce_upgrade_watch.lifecycle_state import LifecycleSchedule
 from cce_upgrade_watch.reconcile import (
     INVALID_SPEC,
     NOTHING_UNCONFIRMED,
@@ -387,8 +388,10 @@ class PollLoop:
                 # Only answers that reached the status count as asked: after a
                 # failed write the same parts are due again, for the same Events.
                 self._lifecycle.record(lifecycle, now)
-            wakeup = lifecycle_wakeup(self._stored_status, spec)
-            self._wakeup_at = wakeup if wakeup is not None and wakeup > now else None
+            # The earliest one still ahead (`lifecycle_wakeup` without those that
+            # passed: one the core leaves as it is must not hide a later one).
+            ahead = [m for m in time_transitions(self._stored_status, spec) if m > now]
+            self._wakeup_at = min(ahead, default=None)
         interval = next_poll_interval(reconciled.status, spec, self._unconfirmed).total_seconds()
         # An answer the core holds back must be seen again to be confirmed.
         self._last_seen = (

@@ -5,7 +5,7 @@ answer or a time-driven transition (issue #12)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -218,10 +218,12 @@ async def test_the_sleep_ends_at_a_time_driven_transition_and_the_core_then_runs
 ) -> None:
     moment = T0 + timedelta(seconds=42)
 
-    def wakeup(status: Mapping[str, Any] | None, spec: Any) -> datetime | None:
-        return moment
+    def transitions(status: Mapping[str, Any] | None, spec: Any) -> Iterator[datetime]:
+        yield moment + timedelta(minutes=30)
+        yield T0 - timedelta(days=1)  # one the core leaves as it is: never hides a later one
+        yield moment
 
-    monkeypatch.setattr(pollloop, "lifecycle_wakeup", wakeup)
+    monkeypatch.setattr(pollloop, "time_transitions", transitions)
     world = World(pollInterval="5m", activePollInterval="5m")
     interval = await world.loop.poll_once()
     assert interval == pytest.approx(42)  # not 5 minutes: UpgradeSoon must not wait
@@ -234,6 +236,10 @@ async def test_the_sleep_ends_at_a_time_driven_transition_and_the_core_then_runs
     assert len(reconciled) == 2  # the moment has passed: the core runs, no call needed
     assert reconciled[-1] is None
     assert world.asked() == EVERY_PART  # only the first poll's
-    # The moment is behind now: no busy loop at it.
+    # The moment is behind now: no busy loop at it; the next one is 30 minutes on.
     assert await world.loop.poll_once() == pytest.approx(300)
     assert len(reconciled) == 2
+    world.clock.now = moment + timedelta(minutes=30)
+    await world.loop.poll_once()
+    assert len(reconciled) == 3
+    assert world.asked() == []  # the plans are due only an hour after the first poll
