@@ -103,6 +103,11 @@ class SimulatorControl:
     def requests(self, cluster_id: str) -> Any:
         return self._call("GET", f"/clusters/{cluster_id}/requests")
 
+    def state(self) -> dict[str, Any]:
+        """`GET /_sim/state`: now, startedAt, timeScale, counts, faults, stats."""
+        described: dict[str, Any] = self._call("GET", "/state")
+        return described
+
     def show(self, cluster_id: str) -> Any:
         return self._call("GET", f"/clusters/{cluster_id}")
 
