@@ -5,7 +5,9 @@ The phases, in order, each timed on the wall clock:
 2. convergence: create the N CceUpgradeWatch objects at once and wait until each
    carries a status (seen through a watch);
 3. steady state: a window in which nothing changes in the simulated cloud, so every
-   poll is an unchanged poll: operator CPU, CCE requests, Kubernetes writes;
+   poll is an unchanged poll: operator CPU, CCE requests (every call), polls (the
+   workflow list's requests alone, so lifecycle calls never count as polls),
+   Kubernetes writes;
 4. detection: force task changes on mid-upgrade clusters at known moments and time
    how long the status and the Event take to show each one;
 5. drift: every poll interval the simulator recorded so far, against the interval
@@ -150,9 +152,11 @@ class SimulatorApi:
             json={"task": task, "status": status},
         )
 
-    async def requests_total(self) -> int:
+    async def requests_total(self) -> tuple[int, int]:
+        """(every CCE request, the upgrade-workflow list's alone: one per poll)."""
         body = await self._call("GET", "/stats")
-        return int(body["global"]["requests"])
+        polls = sum(int(c.get("count", 0)) for c in body["clusters"].values())
+        return int(body["global"]["requests"]), polls
 
     async def request_timestamps(self) -> dict[str, list[float]]:
         body = await self._call("GET", "/stats", params={"timestamps": "1"})
@@ -383,8 +387,8 @@ async def measure_operator(
         cpu_seconds=cpu.seconds,
         cpu_percent=cpu.percent_of_core,
         peak_rss_mib=rss,
-        polls=requests_end - requests_start,
-        cce_requests_per_second=(requests_end - requests_start) / cpu.wall,
+        polls=requests_end[1] - requests_start[1],
+        cce_requests_per_second=(requests_end[0] - requests_start[0]) / cpu.wall,
         kube_writes=writes_end - writes_start,
         kube_writes_by_operator=len(steady_writes),
         drift_p50=percentile(drifts, 0.50),
