@@ -13,7 +13,8 @@ What a part's call said becomes its `PartOutcome`: an answer; `PartNotOffered`
 for a 404 (this region's gateway does not offer the API) or a 403 (this
 identity may not read it), with one INFO line and no secret (the schedule asks
 such a part again only every few hours); `PartFailed` for anything else, with
-one WARNING line. Nothing here raises for a cloud failure: a lifecycle call never
+one WARNING line (also for an unexpected error reading one answer: the other
+parts and the poll go on). Nothing here raises for a cloud failure: a lifecycle call never
 fails the poll.
 """
 
@@ -74,6 +75,9 @@ async def _ask(
         return _failed(part, exc, watch)
     except CceError as exc:
         return _failed(part, exc, watch)
+    except Exception:  # a bug reading one part must not fail the poll, nor the others
+        logger.exception("%s: the lifecycle part %s could not be read", watch, part)
+        return PartFailed("the operator could not read the answer (see its log)")
 
 
 def _failed(part: Part, exc: CceError, watch: str) -> PartFailed:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cce_upgrade_watch import pollloop
+from cce_upgrade_watch import lifecycle_fetch, pollloop
 from cce_upgrade_watch.cce.errors import ApiUnavailable, ClusterNotFound, Forbidden
 from cce_upgrade_watch.cce.lifecycle import (
     LIST_PLANS,
@@ -243,3 +243,19 @@ async def test_the_sleep_ends_at_a_time_driven_transition_and_the_core_then_runs
     await world.loop.poll_once()
     assert len(reconciled) == 3
     assert world.asked() == []  # the plans are due only an hour after the first poll
+
+
+async def test_an_unexpected_error_reading_one_part_fails_that_part_only(
+    monkeypatch: pytest.MonkeyPatch, reconciled: list[LifecycleAnswers | None]
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(lifecycle_fetch, "versions_section", broken)
+    world = World()
+    await world.loop.poll_once()
+    answers = reconciled[-1]
+    assert answers is not None
+    assert isinstance(answers.parts[Part.VERSIONS], PartFailed)
+    assert isinstance(answers.parts[Part.BACKUPS], PartAnswer)  # asked after it
+    assert world.writer.status["workflowID"] == "wf-1"
