@@ -6,7 +6,7 @@ real seconds), read by real operator processes, checked with kubectl:
 - 0 s: a pre-check failed (Fatal: a deprecated API, a node); a patch plan for
   600 s, a newer patch suggested -> `PreCheckFailed`, `PreCheckPassed=False`,
   `UpgradeScheduled`, `PatchAvailable`;
-- 50 s: the plan is postponed to 150 s (plans are read hourly: not seen yet);
+- 50 s: the plan is postponed to 150 s (plans are read every 2 h: not seen yet);
 - 67 s: the failed workflow is cancelled (findings fixed): a workflow ended, so
   the plans are read again -> `UpgradeRescheduled`;
 - 90 s: nothing new in the cloud, the lead time of 60 s begins -> `UpgradeSoon`;

@@ -32,6 +32,7 @@ from cce_upgrade_watch.lifecycle_parts import (
 )
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.reconcile import reconcile
+from cce_upgrade_watch.spec import DEFAULT_PLAN_INTERVAL
 from tests.unit.operator.test_pollloop import (
     RUNNING,
     FakeCce,
@@ -203,11 +204,11 @@ async def test_poll_now_asks_every_part_again() -> None:
 
 
 async def test_periodic_parts_are_asked_at_their_interval_even_if_polls_are_rarer() -> None:
-    # Idle (no workflow): polls every 24 h, the plans every hour (the default).
+    # Idle (no workflow): polls every 24 h, the plans at their default interval.
     world = World(answers={"items": []}, pollInterval="24h")
     interval = await world.loop.poll_once()
     world.asked()
-    assert interval == pytest.approx(3600)  # capped at the plans' next call
+    assert interval == pytest.approx(DEFAULT_PLAN_INTERVAL.total_seconds())  # capped
     world.clock.now += timedelta(seconds=interval)
     await world.loop.poll_once()
     assert world.asked() == [LIST_PLANS]
@@ -242,7 +243,7 @@ async def test_the_sleep_ends_at_a_time_driven_transition_and_the_core_then_runs
     world.clock.now = moment + timedelta(minutes=30)
     await world.loop.poll_once()
     assert len(reconciled) == 3
-    assert world.asked() == []  # the plans are due only an hour after the first poll
+    assert world.asked() == []  # the plans are due only hours after the first poll
 
 
 async def test_an_unexpected_error_reading_one_part_fails_that_part_only(
