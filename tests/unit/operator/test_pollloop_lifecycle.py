@@ -260,3 +260,44 @@ async def test_an_unexpected_error_reading_one_part_fails_that_part_only(
     assert isinstance(answers.parts[Part.VERSIONS], PartFailed)
     assert isinstance(answers.parts[Part.BACKUPS], PartAnswer)  # asked after it
     assert world.writer.status["workflowID"] == "wf-1"
+
+
+FAILED_PRECHECK = {
+    "items": [
+        {
+            "metadata": {"uid": "pc-1", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"clusterVersion": "v1.28.3-r0", "targetVersion": "v1.29.1-r0"},
+            "status": {
+                "phase": "Failed",
+                "clusterCheckStatus": {
+                    "phase": "Failed",
+                    "itemsStatus": [
+                        {
+                            "name": "DeprecatedAPICheck",
+                            "kind": "Exception",
+                            "group": "LimitCheck",
+                            "level": "Fatal",
+                            "phase": "Failed",
+                        }
+                    ],
+                },
+            },
+        }
+    ]
+}
+
+
+async def test_lifecycle_events_come_before_their_status_and_once_after_a_failed_write() -> None:
+    world = World()
+    world.cce.lifecycle[LIST_PRECHECKS] = FAILED_PRECHECK
+    world.writer.fail = True
+    await world.loop.poll_once()
+    assert "event:PreCheckFailed" in world.writer.log
+    assert world.writer.status == {}
+    world.writer.fail = False
+    await world.loop.poll_once()  # asked again (not recorded), derived again: same name
+    assert world.writer.log[-1] == "status"
+    assert [e.reason for e in world.events.created].count("PreCheckFailed") == 1
+    assert world.writer.status["preCheck"]["taskID"] == "pc-1"
+    await world.loop.poll_once()
+    assert [e.reason for e in world.events.created].count("PreCheckFailed") == 1
