@@ -32,6 +32,7 @@ from cce_upgrade_watch.lifecycle_parts import (
 )
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.reconcile import reconcile
+from cce_upgrade_watch.simulator.lifecycle import FAILED_FINDINGS
 from cce_upgrade_watch.spec import DEFAULT_PLAN_INTERVAL
 from tests.unit.operator.test_pollloop import (
     RUNNING,
@@ -262,25 +263,14 @@ async def test_an_unexpected_error_reading_one_part_fails_that_part_only(
     assert world.writer.status["workflowID"] == "wf-1"
 
 
+# A failed pre-check task with one Fatal finding (the simulator's first).
 FAILED_PRECHECK = {
     "items": [
         {
             "metadata": {"uid": "pc-1", "creationTimestamp": "2024-01-01T00:00:00Z"},
-            "spec": {"clusterVersion": "v1.28.3-r0", "targetVersion": "v1.29.1-r0"},
             "status": {
                 "phase": "Failed",
-                "clusterCheckStatus": {
-                    "phase": "Failed",
-                    "itemsStatus": [
-                        {
-                            "name": "DeprecatedAPICheck",
-                            "kind": "Exception",
-                            "group": "LimitCheck",
-                            "level": "Fatal",
-                            "phase": "Failed",
-                        }
-                    ],
-                },
+                "clusterCheckStatus": {"phase": "Failed", "itemsStatus": [FAILED_FINDINGS[0]]},
             },
         }
     ]
@@ -297,7 +287,7 @@ async def test_lifecycle_events_come_before_their_status_and_once_after_a_failed
     world.writer.fail = False
     await world.loop.poll_once()  # asked again (not recorded), derived again: same name
     assert world.writer.log[-1] == "status"
-    assert [e.reason for e in world.events.created].count("PreCheckFailed") == 1
+    assert [str(e.reason) for e in world.events.created].count("PreCheckFailed") == 1
     assert world.writer.status["preCheck"]["taskID"] == "pc-1"
     await world.loop.poll_once()
-    assert [e.reason for e in world.events.created].count("PreCheckFailed") == 1
+    assert [str(e.reason) for e in world.events.created].count("PreCheckFailed") == 1
