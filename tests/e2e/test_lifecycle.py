@@ -264,10 +264,14 @@ def test_the_upgrade_lifecycle_story_with_a_restart(
     print(f"measured: requests by operation over the story: {calls}")
     polls = calls["list_workflows"]
     assert polls >= 25
-    assert calls.get("list_plans", 0) <= 4  # first poll, and when a workflow ended
-    assert calls.get("show_window", 0) <= 4
-    assert calls.get("show_upgrade_info", 0) <= 4
-    assert calls.get("list_snapshots", 0) <= 3  # first poll, and the Snapshot point ended
+    # Plans, window, versions: the first poll and each of the two workflow ends; the
+    # snapshots: the first poll and the Snapshot point's end. Each of the two
+    # restarted operators may add one: it asks a part it finds stored at an offset
+    # within the part's interval (derived from the object's uid), rarely this soon.
+    assert calls.get("list_plans", 0) <= 3 + 2
+    assert calls.get("show_window", 0) <= 3 + 2
+    assert calls.get("show_upgrade_info", 0) <= 3 + 2
+    assert calls.get("list_snapshots", 0) <= 2 + 2
     prechecks = calls.get("show_precheck", 0) + calls.get("list_prechecks", 0)
     assert 2 <= prechecks <= 7  # the old task once, the new one as its point moved
     lifecycle_calls = sum(n for op, n in calls.items() if op != "list_workflows")
