@@ -291,7 +291,7 @@ def test_a_call_this_region_or_identity_cannot_make_leaves_only_its_part_empty(
     cluster = world.sim.add_cluster(version="v1.28.3-r0")
     world.sim.add_fault(clusterId=cluster, api=api, **fault)
     world.create_secret()
-    world.create_watch("partial", cluster)
+    world.create_watch("partial", cluster, lifecycle={})  # every part on, as by default
     world.wait_condition("partial", "Ready", "True", timeout=60)
     wait_until(
         lambda: "LifecycleUnavailable" in [e["reason"] for e in world.events("partial")],
