@@ -110,9 +110,21 @@ def operator_metric_names() -> set[str]:
     metrics.fields_dropped({"startTimeStamp": 1})
     metrics.watch_count(lambda: 1)
     status = SCENARIOS["upgrade running"].object()["status"]
-    metrics.status_written("team-a", "prod", status)
+    metrics.status_written("team-a", "prod", {**status, **LIFECYCLE_SECTIONS})
     text = generate_latest(metrics.registry).decode()
     return {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
+
+
+#: The lifecycle sections of a status (shapes as `check -o json` and the status show them).
+LIFECYCLE_SECTIONS: dict[str, Any] = {
+    "preCheck": {"phase": "Failed", "fatal": 1, "warning": 0, "info": 0, "findings": []},
+    "nextUpgrade": {
+        "notBefore": "2026-12-01T02:00:00Z",
+        "maintenanceWindow": {"nextStart": "2026-12-05T02:00:00Z"},
+    },
+    "versions": {"patchAvailable": True},
+    "lastBackupTime": "2026-11-28T08:14:45Z",
+}
 
 
 def ksm_metric_names() -> set[str]:
@@ -140,6 +152,7 @@ def test_alerts_use_label_values_that_exist() -> None:
         "status": {str(s) for s in TaskStatus},
         "type": {str(t) for t in ConditionType},
         "result": {"success"},
+        "level": {"Fatal", "Warning", "Info"},
     }
     for rule in alert_rules():
         for label, value in re.findall(r'(\w+)!?="(\w+)"', rule["expr"]):
@@ -152,6 +165,9 @@ def test_alerts_use_label_values_that_exist() -> None:
         ("CceUpgradeTaskFailed", 'cceupgradewatch_task_status{status="Failed"}) == 1'),
         ("CceUpgradeWatchPollingStalled", 'kube_cceupgradewatch_status_condition{type="Synced"}'),
         ("CceUpgradeWatchPollingFailing", 'cceupgradewatch_polls_total{result!="success"}[15m]'),
+        ("CceUpgradeScheduledSoon", "cceupgradewatch_next_upgrade_timestamp_seconds)"),
+        ("CcePreCheckFatalFindings", 'cceupgradewatch_precheck_findings{level="Fatal"}) > 0'),
+        ("CceBackupTooOldBeforeUpgrade", "cceupgradewatch_last_backup_timestamp_seconds"),
     ],
 )
 def test_the_required_alerts(alert: str, fragment: str) -> None:
@@ -161,6 +177,43 @@ def test_the_required_alerts(alert: str, fragment: str) -> None:
         assert rule["for"] == "15m"
     assert rule["labels"]["severity"] in {"warning", "critical"}
     assert rule["annotations"]["summary"]
+
+
+def test_alert_expressions_are_well_formed() -> None:
+    # No promtool here: at least the brackets pair up, every label matcher is
+    # quoted, `for` is a duration, and each alert says what to do.
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for rule in alert_rules():
+        stack: list[str] = []
+        for char in re.sub(r'"[^"]*"', '""', rule["expr"]):
+            if char in "([{":
+                stack.append(char)
+            elif char in pairs:
+                assert stack[-1:] == [pairs[char]], rule["alert"]
+                stack.pop()
+        assert not stack, rule["alert"]
+        for matchers in re.findall(r"\{([^}]*)\}", rule["expr"]):
+            for matcher in matchers.split(","):
+                assert re.fullmatch(r'\s*\w+\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher), rule["alert"]
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smhd]", rule["for"]), rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]
+
+
+def test_lifecycle_alerts_fire_only_per_watch() -> None:
+    # Each keeps namespace and name, so the annotation names the watch and two
+    # clusters' alerts never merge into one.
+    lifecycle = {
+        "CceUpgradeScheduledSoon",
+        "CcePreCheckFatalFindings",
+        "CceBackupTooOldBeforeUpgrade",
+    }
+    rules = [r for r in alert_rules() if r["alert"] in lifecycle]
+    assert len(rules) == len(lifecycle)
+    for rule in rules:
+        for aggregation in re.findall(r"\bby \(([^)]*)\)", rule["expr"]):
+            assert [label.strip() for label in aggregation.split(",")] == ["namespace", "name"]
+        assert "{{ $labels.namespace }}/{{ $labels.name }}" in rule["annotations"]["summary"]
 
 
 def test_service_monitor_selects_the_metrics_service() -> None:
