@@ -82,6 +82,110 @@ def test_argocd_kstatus_and_flux(name: str, judged: dict[str, Judgement]) -> Non
     assert judgement.argocd.message
 
 
+# ---------------------------------------------------------------- the lifecycle conditions
+
+#: Conditions beside the four kstatus ones, as the lifecycle calls set them: the
+#: ones a reader could most mistake for trouble (False) or for work (True), and
+#: the calm ones.
+NEWS = (
+    (
+        "PreCheckPassed",
+        "False",
+        "FatalFindings",
+        "2 fatal findings: DeprecatedAPICheck, NodeStatusCheck",
+    ),
+    (
+        "UpgradeScheduled",
+        "True",
+        "StartsSoon",
+        "v1.28.3-r0 -> v1.28.3-r1 not before 2024-03-02T02:00:00Z",
+    ),
+    ("UpToDate", "False", "PatchAvailable", "patch r1 is suggested; the cluster runs r0"),
+)
+CALM = (
+    ("PreCheckPassed", "True", "Passed", "the pre-check found nothing blocking"),
+    ("UpgradeScheduled", "False", "NoPlan", "no automatic upgrade is scheduled"),
+    ("UpToDate", "True", "UpToDate", "the cluster runs the suggested patch"),
+)
+PLACEMENTS = ("news first", "news last", "calm first", "calm last")
+
+
+def with_lifecycle_conditions(obj: dict[str, Any], placement: str) -> dict[str, Any]:
+    """`obj` with the lifecycle conditions added in front of the four (where a
+    reader that takes the first condition would see them) or after them."""
+    obj = json.loads(json.dumps(obj))
+    status = obj.get("status")
+    if status is None or "conditions" not in status:
+        return obj
+    added = [
+        {
+            "type": kind,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2024-03-01T08:00:00Z",
+            "observedGeneration": status.get("observedGeneration", 1),
+        }
+        for kind, value, reason, message in (NEWS if placement.startswith("news") else CALM)
+    ]
+    four = status["conditions"]
+    status["conditions"] = added + four if placement.endswith("first") else four + added
+    return obj
+
+
+@pytest.fixture(scope="module")
+def judged_with_lifecycle(gitops_oracle: GitOpsOracle) -> dict[tuple[str, str], Judgement]:
+    cases = [(name, placement) for name in SCENARIOS for placement in PLACEMENTS]
+    objects = [with_lifecycle_conditions(watch(name), placement) for name, placement in cases]
+    return dict(zip(cases, gitops_oracle.judge_all(objects), strict=True))
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_lifecycle_conditions_change_no_verdict(
+    name: str,
+    placement: str,
+    judged: dict[str, Judgement],
+    judged_with_lifecycle: dict[tuple[str, str], Judgement],
+) -> None:
+    # A failed pre-check, a scheduled upgrade, a waiting patch: kstatus, Flux
+    # (with and without the example's expressions) and Argo CD conclude exactly
+    # what they conclude without those conditions, wherever they stand.
+    before, after = judged[name], judged_with_lifecycle[(name, placement)]
+    assert after.summary() == EXPECTED[name], after
+    assert after.kstatus == before.kstatus
+    assert after.flux == before.flux
+    assert after.flux_kstatus == before.flux_kstatus
+    assert not after.argocd.error, after.argocd
+    obj = with_lifecycle_conditions(watch(name), placement)
+    assert kubectl_wait_for_ready_returns(obj) == (after.kstatus.status == "Current")
+    # Argo CD's message changes only where it helps: a healthy watch with an
+    # upgrade scheduled says when.
+    scheduled = condition(obj, "UpgradeScheduled")
+    if after.argocd.status == "Healthy" and scheduled and scheduled["status"] == "True":
+        assert after.argocd.message == f"{before.argocd.message}; {scheduled['message']}"
+    else:
+        assert after.argocd.message == before.argocd.message
+
+
+def test_lifecycle_conditions_reach_every_scenario_with_conditions(
+    judged_with_lifecycle: dict[tuple[str, str], Judgement],
+) -> None:
+    # The cases above are not vacuous: every polled scenario carries them.
+    with_news = [
+        name
+        for name in SCENARIOS
+        if condition(with_lifecycle_conditions(watch(name), "news first"), "UpToDate")
+    ]
+    assert len(with_news) == len(SCENARIOS) - 1  # all but the never-polled one
+    healthy_and_scheduled = [
+        name
+        for (name, placement), judgement in judged_with_lifecycle.items()
+        if placement.startswith("news") and judgement.argocd.status == "Healthy"
+    ]
+    assert healthy_and_scheduled
+
+
 # ---------------------------------------------------------------- Argo CD
 
 
