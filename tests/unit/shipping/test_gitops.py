@@ -107,12 +107,22 @@ CALM = (
     ("UpgradeScheduled", "False", "NoPlan", "no automatic upgrade is scheduled"),
     ("UpToDate", "True", "UpToDate", "the cluster runs the suggested patch"),
 )
-PLACEMENTS = ("news first", "news last", "calm first", "calm last")
+#: Not known (the part is turned off, not offered, or not asked yet).
+UNKNOWN = tuple(
+    (kind, "Unknown", reason, "not known yet")
+    for kind, reason in (
+        ("PreCheckPassed", "NotRun"),
+        ("UpgradeScheduled", "Unavailable"),
+        ("UpToDate", "Unavailable"),
+    )
+)
+SETS = {"news": NEWS, "calm": CALM, "unknown": UNKNOWN}
+PLACEMENTS = tuple(f"{name} {where}" for name in SETS for where in ("first", "last"))
 
 
 def with_lifecycle_conditions(obj: dict[str, Any], placement: str) -> dict[str, Any]:
-    """`obj` with the lifecycle conditions added in front of the four (where a
-    reader that takes the first condition would see them) or after them."""
+    """`obj` with one set of lifecycle conditions added in front of the four
+    (where a reader that takes the first condition would see them) or after them."""
     obj = json.loads(json.dumps(obj))
     status = obj.get("status")
     if status is None or "conditions" not in status:
@@ -126,7 +136,7 @@ def with_lifecycle_conditions(obj: dict[str, Any], placement: str) -> dict[str, 
             "lastTransitionTime": "2024-03-01T08:00:00Z",
             "observedGeneration": status.get("observedGeneration", 1),
         }
-        for kind, value, reason, message in (NEWS if placement.startswith("news") else CALM)
+        for kind, value, reason, message in SETS[placement.split()[0]]
     ]
     four = status["conditions"]
     status["conditions"] = added + four if placement.endswith("first") else four + added
