@@ -54,7 +54,9 @@ def sample(metrics: OperatorMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, {"namespace": "ns", "name": "w", **labels})
 
 
-def lifecycle_samples(metrics: OperatorMetrics) -> dict[tuple[str, tuple[str, ...]], float]:
+def lifecycle_samples(
+    metrics: OperatorMetrics,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in metrics.registry.collect()
