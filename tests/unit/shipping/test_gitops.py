@@ -57,6 +57,14 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "spec changed, not yet observed": ("Progressing", "InProgress", "InProgress"),
     "suspended": ("Suspended", "Current", "Current"),
     "suspended while stalled": ("Suspended", "Failed", "Failed"),
+    # The lifecycle conditions change nothing of the above: news, not trouble or work.
+    "no upgrade; pre-check failed, upgrade soon, patch waiting": ("Healthy", "Current", "Current"),
+    "upgrade queued (Init); pre-check failed, upgrade soon": ("Healthy", "Current", "Current"),
+    "upgrade running; upgrade soon, patch waiting": ("Progressing", "InProgress", "InProgress"),
+    "precheck failed; its findings and a plan": ("Degraded", "Failed", "Failed"),
+    "upgrade succeeded; all calm": ("Healthy", "Current", "Current"),
+    "no upgrade; lifecycle calls refused": ("Healthy", "Current", "Current"),
+    "throttled while idle; pre-check failed": ("Progressing", "InProgress", "InProgress"),
 }
 
 
@@ -138,7 +146,8 @@ def with_lifecycle_conditions(obj: dict[str, Any], placement: str) -> dict[str, 
         }
         for kind, value, reason, message in SETS[placement.split()[0]]
     ]
-    four = status["conditions"]
+    replaced = {kind for kind, *_ in SETS[placement.split()[0]]}
+    four = [c for c in status["conditions"] if c["type"] not in replaced]
     status["conditions"] = added + four if placement.endswith("first") else four + added
     return obj
 
@@ -171,9 +180,13 @@ def test_lifecycle_conditions_change_no_verdict(
     assert kubectl_wait_for_ready_returns(obj) == (after.kstatus.status == "Current")
     # Argo CD's message changes only where it helps: a healthy watch with an
     # upgrade scheduled says when.
-    scheduled = condition(obj, "UpgradeScheduled")
-    if after.argocd.status == "Healthy" and scheduled and scheduled["status"] == "True":
-        assert after.argocd.message == f"{before.argocd.message}; {scheduled['message']}"
+    if after.argocd.status == "Healthy":
+        ready, scheduled = condition(obj, "Ready"), condition(obj, "UpgradeScheduled")
+        assert ready is not None
+        expected = ready["message"]
+        if scheduled is not None and scheduled["status"] == "True":
+            expected += f"; {scheduled['message']}"
+        assert after.argocd.message == expected
     else:
         assert after.argocd.message == before.argocd.message
 
@@ -194,6 +207,46 @@ def test_lifecycle_conditions_reach_every_scenario_with_conditions(
         if placement.startswith("news") and judgement.argocd.status == "Healthy"
     ]
     assert healthy_and_scheduled
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "no upgrade; pre-check failed, upgrade soon, patch waiting",
+            [("False", "FatalFindings"), ("True", "StartsSoon"), ("False", "PatchAvailable")],
+        ),
+        (
+            "upgrade succeeded; all calm",
+            [("True", "Passed"), ("False", "NoPlan"), ("True", "OnSuggestedPatch")],
+        ),
+        ("no upgrade; lifecycle calls refused", [("Unknown", "Unavailable")] * 3),
+    ],
+)
+def test_the_lifecycle_scenarios_carry_what_the_core_sets(
+    name: str, expected: list[tuple[str, str]]
+) -> None:
+    # The scenarios above are judged with the conditions the real core derives
+    # from the lifecycle answers, after the four kstatus ones.
+    conditions = watch(name)["status"]["conditions"]
+    assert [c["type"] for c in conditions][4:] == ["PreCheckPassed", "UpgradeScheduled", "UpToDate"]
+    assert [(c["status"], c["reason"]) for c in conditions[4:]] == expected
+
+
+def test_argocd_names_the_scheduled_upgrade_of_a_healthy_watch(
+    judged: dict[str, Judgement],
+) -> None:
+    name = "no upgrade; pre-check failed, upgrade soon, patch waiting"
+    ready, scheduled = condition(watch(name), "Ready"), condition(watch(name), "UpgradeScheduled")
+    assert ready is not None
+    assert scheduled is not None
+    assert judged[name].argocd.message == f"{ready['message']}; {scheduled['message']}"
+    assert "v1.28.3-r1" in judged[name].argocd.message
+    # Not healthy: the deciding condition alone, as before.
+    running = "upgrade running; upgrade soon, patch waiting"
+    reconciling = condition(watch(running), "Reconciling")
+    assert reconciling is not None
+    assert judged[running].argocd.message == reconciling["message"]
 
 
 # ---------------------------------------------------------------- Argo CD

@@ -109,22 +109,12 @@ def operator_metric_names() -> set[str]:
     metrics.poll_finished("success", 0.1)
     metrics.fields_dropped({"startTimeStamp": 1})
     metrics.watch_count(lambda: 1)
-    status = SCENARIOS["upgrade running"].object()["status"]
-    metrics.status_written("team-a", "prod", {**status, **LIFECYCLE_SECTIONS})
+    metrics.status_written("team-a", "prod", SCENARIOS["upgrade running"].object()["status"])
+    # The lifecycle sections as the core stores them.
+    news = SCENARIOS["no upgrade; pre-check failed, upgrade soon, patch waiting"]
+    metrics.status_written("team-a", "news", news.object()["status"])
     text = generate_latest(metrics.registry).decode()
     return {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
-
-
-#: The lifecycle sections of a status (shapes as `check -o json` and the status show them).
-LIFECYCLE_SECTIONS: dict[str, Any] = {
-    "preCheck": {"phase": "Failed", "fatal": 1, "warning": 0, "info": 0, "findings": []},
-    "nextUpgrade": {
-        "notBefore": "2026-12-01T02:00:00Z",
-        "maintenanceWindow": {"nextStart": "2026-12-05T02:00:00Z"},
-    },
-    "versions": {"patchAvailable": True},
-    "lastBackupTime": "2026-11-28T08:14:45Z",
-}
 
 
 def ksm_metric_names() -> set[str]:
