@@ -205,3 +205,58 @@ def test_gitops_verdicts_when_polling_needs_a_person_suspend_and_spec_change(
     )
     world.wait_status("respec", observedGeneration=generation)
     expect(world, gitops_oracle, "respec", HEALTHY, argocd_message_from="Ready")
+
+
+#: A workflow whose pre-check failed, then cancelled (its findings to fix), long
+#: before the watch: nothing runs, nothing is stuck.
+PRECHECK_FAILED_THEN_CANCELLED = {
+    "cancelAfter": 7100,
+    "steps": [
+        {"task": "PreCheck", "wait": 5, "queue": 2, "run": 20, "outcome": "Failed"},
+        {"task": "Snapshot", "queue": 2, "run": 30},
+        {"task": "Cluster", "queue": 5, "run": 120},
+        {"task": "PostCheck", "queue": 2, "run": 20},
+    ],
+}
+
+
+def test_gating_on_the_lifecycle_conditions(world: World, gitops_oracle: GitOpsOracle) -> None:
+    # A cluster with fatal pre-check findings, an automatic upgrade in two hours
+    # and a patch waiting: GitOps tools still call it healthy (nothing runs,
+    # nothing is stuck); the gates README shows read the lifecycle conditions.
+    world.create_secret()
+    cluster = world.sim.add_cluster(
+        lifecycle={
+            "suggestedPatch": "r1",
+            "backups": [-86400],
+            "plans": [{"targetVersion": "v1.28.3-r1", "notBefore": 7200}],
+        },
+        workflows=[{"timeline": PRECHECK_FAILED_THEN_CANCELLED, "at": -7200}],
+    )
+    world.create_watch("news", cluster)
+    world.wait_condition("news", "PreCheckPassed", "False", "FatalFindings", timeout=60)
+    world.wait_condition("news", "UpgradeScheduled", "True", "StartsSoon")
+    world.wait_condition("news", "UpToDate", "False", "PatchAvailable")
+    world.wait_condition("news", "Ready", "True", "UpgradeCancelled")
+
+    obj = expect(world, gitops_oracle, "news", HEALTHY)
+    judgement = gitops_oracle.judge(obj)
+    assert judgement.argocd.message == (
+        f"{condition_message(obj, 'Ready')}; {condition_message(obj, 'UpgradeScheduled')}"
+    )
+
+    def waits(condition: str) -> bool:
+        done = world.kubectl("wait", f"--for=condition={condition}", "cuw/news", "--timeout=0s",
+                             check=False)  # fmt: skip
+        return bool(done.returncode == 0)
+
+    assert waits("PreCheckPassed=false")
+    assert not waits("PreCheckPassed")
+    assert waits("UpgradeScheduled")
+    assert not waits("UpgradeScheduled=false")
+    assert waits("UpToDate=False")
+
+    # `-o wide` shows when the upgrade may start, as the time itself.
+    header, row = world.kubectl("get", "cuw", "news", "-o", "wide").stdout.splitlines()
+    assert header.rstrip().endswith("NEXT UPGRADE")
+    assert row[header.index("NEXT UPGRADE") :].strip() == obj["status"]["nextUpgrade"]["notBefore"]
