@@ -18,10 +18,15 @@ Several watches share the session's one operator, so these are two tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.e2e.test_operator_upgrades import FOUR_TASKS, STEP, task_states, timeline
 from tests.support.gitops import GitOpsOracle, Judgement
+from tests.support.news_simulator import NEWS_CLUSTER, news_simulator
+from tests.support.simulator import SimulatorProcess
 from tests.support.waiting import wait_until
 from tests.support.world import World
 
@@ -207,33 +212,20 @@ def test_gitops_verdicts_when_polling_needs_a_person_suspend_and_spec_change(
     expect(world, gitops_oracle, "respec", HEALTHY, argocd_message_from="Ready")
 
 
-#: A workflow whose pre-check failed, then cancelled (its findings to fix), long
-#: before the watch: nothing runs, nothing is stuck.
-PRECHECK_FAILED_THEN_CANCELLED = {
-    "cancelAfter": 7100,
-    "steps": [
-        {"task": "PreCheck", "wait": 5, "queue": 2, "run": 20, "outcome": "Failed"},
-        {"task": "Snapshot", "queue": 2, "run": 30},
-        {"task": "Cluster", "queue": 5, "run": 120},
-        {"task": "PostCheck", "queue": 2, "run": 20},
-    ],
-}
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    with news_simulator(tmp_path_factory.mktemp("news-simulator")) as process:
+        yield process
 
 
-def test_gating_on_the_lifecycle_conditions(world: World, gitops_oracle: GitOpsOracle) -> None:
+def test_gating_on_the_lifecycle_conditions(
+    world: World, gitops_oracle: GitOpsOracle, news: SimulatorProcess
+) -> None:
     # A cluster with fatal pre-check findings, an automatic upgrade in two hours
     # and a patch waiting: GitOps tools still call it healthy (nothing runs,
     # nothing is stuck); the gates README shows read the lifecycle conditions.
     world.create_secret()
-    cluster = world.sim.add_cluster(
-        lifecycle={
-            "suggestedPatch": "r1",
-            "backups": [-86400],
-            "plans": [{"targetVersion": "v1.28.3-r1", "notBefore": 7200}],
-        },
-        workflows=[{"timeline": PRECHECK_FAILED_THEN_CANCELLED, "at": -7200}],
-    )
-    world.create_watch("news", cluster)
+    world.create_watch("news", NEWS_CLUSTER, endpoint=news.url)
     world.wait_condition("news", "PreCheckPassed", "False", "FatalFindings", timeout=60)
     world.wait_condition("news", "UpgradeScheduled", "True", "StartsSoon")
     world.wait_condition("news", "UpToDate", "False", "PatchAvailable")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.news_simulator import NEWS_CLUSTER, news_simulator
+from tests.support.simulator import SimulatorProcess
 from tests.support.waiting import wait_until
 from tests.support.world import World
 
@@ -81,20 +85,18 @@ def unix_time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def test_lifecycle_metrics_are_the_stored_status(world: World) -> None:
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    with news_simulator(tmp_path_factory.mktemp("news-simulator")) as process:
+        yield process
+
+
+def test_lifecycle_metrics_are_the_stored_status(world: World, news: SimulatorProcess) -> None:
     # A cluster whose pre-check failed, with a plan, a suggested patch, a window
     # and a backup: once the status shows the sections, the operator's metrics
     # say the same, and they go with the object.
-    cluster = world.sim.add_cluster(
-        lifecycle={
-            "suggestedPatch": "r1",
-            "backups": [-86400],
-            "plans": [{"targetVersion": "v1.28.3-r1", "notBefore": 7200}],
-        },
-        workflows=[{"timeline": "precheck-fails", "at": -7200}],
-    )
     world.create_secret()
-    world.create_watch("foresight", cluster)
+    world.create_watch("foresight", NEWS_CLUSTER, endpoint=news.url)
 
     def lifecycle_status() -> dict[str, Any] | None:
         status = world.status("foresight")
