@@ -10,7 +10,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from cce_upgrade_watch.config import OperatorConfig
+from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.metrics import OperatorMetrics
+from cce_upgrade_watch.pollloop import PollLoop, Services
+from tests.unit.operator.test_pollloop import FakeCce, FakeSecrets, FakeWriter, StopFlag, body
 
 NOT_BEFORE = "2026-12-01T02:00:00Z"
 WINDOW = "2026-12-05T02:00:00Z"
@@ -151,3 +155,28 @@ def test_odd_values_are_left_out_never_exported_wrong() -> None:
     }
     metrics.status_written("ns", "w", {"preCheck": [], "nextUpgrade": None, "versions": 1})
     assert lifecycle_samples(metrics) == {}
+
+
+async def test_a_restarted_poll_loop_exports_them_before_any_call() -> None:
+    # The poll loop hands the stored status to the metrics as it starts: after a
+    # restart the series are back before the first poll (which may be minutes
+    # away), and without asking the cloud anything.
+    metrics = OperatorMetrics(CollectorRegistry())
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    services = Services(
+        config=OperatorConfig(),
+        cce=cce,  # type: ignore[arg-type]
+        status_writer=writer,
+        credentials=CredentialsCache(secrets.read),
+        observer=metrics,
+    )
+    stored = {**body(), "status": LIFECYCLE}
+    loop = PollLoop(stored, services, lambda event: None)
+    stop = StopFlag()
+    stop.event.set()  # stopped at once: nothing but the start runs
+    await loop.run(stop)
+
+    assert cce.calls == []
+    assert writer.patches == []
+    assert sample(metrics, "cceupgradewatch_next_upgrade_timestamp_seconds") == unix(NOT_BEFORE)
+    assert len(lifecycle_samples(metrics)) == 7
