@@ -10,11 +10,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from cce_upgrade_watch.config import OperatorConfig
-from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.metrics import OperatorMetrics
-from cce_upgrade_watch.pollloop import PollLoop, Services
-from tests.unit.operator.test_pollloop import FakeCce, FakeSecrets, FakeWriter, StopFlag, body
+from cce_upgrade_watch.pollloop import PollLoop
+from tests.unit.operator.test_pollloop import (
+    FakeCce,
+    FakeSecrets,
+    FakeWriter,
+    StopFlag,
+    body,
+    make_services,
+)
 
 NOT_BEFORE = "2026-12-01T02:00:00Z"
 WINDOW = "2026-12-05T02:00:00Z"
@@ -163,15 +168,10 @@ async def test_a_restarted_poll_loop_exports_them_before_any_call() -> None:
     # away), and without asking the cloud anything.
     metrics = OperatorMetrics(CollectorRegistry())
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
-    services = Services(
-        config=OperatorConfig(),
-        cce=cce,  # type: ignore[arg-type]
-        status_writer=writer,
-        credentials=CredentialsCache(secrets.read),
-        observer=metrics,
-    )
     stored = {**body(), "status": LIFECYCLE}
-    loop = PollLoop(stored, services, lambda event: None)
+    loop = PollLoop(
+        stored, make_services(cce, writer, secrets, observer=metrics), lambda event: None
+    )
     stop = StopFlag()
     stop.event.set()  # stopped at once: nothing but the start runs
     await loop.run(stop)
