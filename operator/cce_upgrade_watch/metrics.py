@@ -3,16 +3,23 @@
 A registry of its own (not the global one), so tests can run several operators
 in one process and the output holds only what this operator defines.
 Per-object series are removed when their object goes away.
+
+Every per-watch series is derived from the status as stored (`status_written`),
+never from a poll's answer alone: after a restart the first write brings them
+back as they were, and what the metrics say is what `kubectl get` says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from cce_upgrade_watch.cce.errors import TimestampParseError
 from cce_upgrade_watch.cce.models import Phase, TaskStatus
+from cce_upgrade_watch.cce.timestamps import parse_timestamp
 
 _KNOWN_PHASES = tuple(str(phase) for phase in Phase)
 _KNOWN_TASK_STATUSES = tuple(str(status) for status in TaskStatus)
@@ -21,6 +28,9 @@ _KNOWN_TASK_TYPES = ("PreCheck", "Snapshot", "Cluster", "PostCheck", "Rollback")
 #: The label value of anything else the cloud sends: label values come from an
 #: untrusted answer, and each new value would be a new series for ever.
 OTHER = "Other"
+#: Pre-check finding levels with a count in `status.preCheck` (`fatal`, ...): the
+#: label values are this fixed set, never the cloud's strings.
+_FINDING_LEVELS = ("Fatal", "Warning", "Info")
 
 
 def bounded_label(value: str, known: tuple[str, ...]) -> str:
@@ -69,14 +79,60 @@ class OperatorMetrics:
             ["field"],
             registry=self.registry,
         )
+        self.precheck_findings = Gauge(
+            "cceupgradewatch_precheck_findings",
+            "Findings of the watched cluster's latest pre-check that did not pass, by level "
+            "(Fatal blocks an upgrade). Absent while no pre-check is known.",
+            ["namespace", "name", "level"],
+            registry=self.registry,
+        )
+        self.next_upgrade = Gauge(
+            "cceupgradewatch_next_upgrade_timestamp_seconds",
+            "Earliest start (notBefore, Unix time) of the pending automatic upgrade plan. "
+            "Absent while none is scheduled.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.next_window = Gauge(
+            "cceupgradewatch_next_maintenance_window_timestamp_seconds",
+            "Next start of the cluster's maintenance window (Unix time), as computed "
+            "when the status was last written. Absent while no window is set.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.patch_available = Gauge(
+            "cceupgradewatch_patch_available",
+            "1 when CCE suggests a newer patch than the cluster runs, else 0. "
+            "Absent while the versions are unknown.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.last_backup = Gauge(
+            "cceupgradewatch_last_backup_timestamp_seconds",
+            "When the cluster's control plane was last backed up (Unix time). "
+            "Absent while no backup is known.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
         self.watches = Gauge(
             "cceupgradewatch_watches",
             "CceUpgradeWatch objects this operator polls.",
             registry=self.registry,
         )
-        # Which label sets each object owns, so they can be removed with the object.
-        self._phase_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
-        self._task_series: dict[tuple[str, str], set[tuple[str, ...]]] = {}
+        # Which label sets each object owns in each per-object gauge, so they
+        # can be removed with the object.
+        self._owned: dict[Gauge, dict[tuple[str, str], set[tuple[str, ...]]]] = {
+            gauge: {}
+            for gauge in (
+                self.workflow_phase,
+                self.task_status,
+                self.precheck_findings,
+                self.next_upgrade,
+                self.next_window,
+                self.patch_available,
+                self.last_backup,
+            )
+        }
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a Pod's port)
         start_http_server(port, addr=address, registry=self.registry)
@@ -108,10 +164,7 @@ class OperatorMetrics:
             phase = bounded_label(phase, _KNOWN_PHASES)
             phases = {*_KNOWN_PHASES, phase}
         self._replace(
-            self.workflow_phase,
-            self._phase_series,
-            key,
-            {(namespace, name, p): float(p == phase) for p in phases},
+            self.workflow_phase, key, {(namespace, name, p): float(p == phase) for p in phases}
         )
         tasks: dict[tuple[str, ...], float] = {}
         for point in status.get("pointStatuses") or []:
@@ -126,20 +179,47 @@ class OperatorMetrics:
                 labels = (namespace, name, task_type, status_value)
                 # Several tasks of unknown types share the `Other` series: 1 if any has it.
                 tasks[labels] = max(tasks.get(labels, 0.0), float(status_value == current))
-        self._replace(self.task_status, self._task_series, key, tasks)
+        self._replace(self.task_status, key, tasks)
+        self._lifecycle_written(key, status)
+
+    def _lifecycle_written(self, key: tuple[str, str], status: Mapping[str, Any]) -> None:
+        """The series of the lifecycle sections (`preCheck`, `nextUpgrade`,
+        `versions`, `lastBackupTime`); a section that is absent has none."""
+        precheck = _mapping(status.get("preCheck"))
+        findings: dict[tuple[str, ...], float] = {}
+        if precheck is not None:
+            for level in _FINDING_LEVELS:
+                count = precheck.get(level.lower())
+                if isinstance(count, int | float) and not isinstance(count, bool):
+                    findings[(*key, level)] = float(count)
+        self._replace(self.precheck_findings, key, findings)
+
+        upcoming = _mapping(status.get("nextUpgrade")) or {}
+        self._replace(self.next_upgrade, key, _timestamp_series(key, upcoming.get("notBefore")))
+        window = _mapping(upcoming.get("maintenanceWindow")) or {}
+        self._replace(self.next_window, key, _timestamp_series(key, window.get("nextStart")))
+
+        versions = _mapping(status.get("versions")) or {}
+        available = versions.get("patchAvailable")
+        self._replace(
+            self.patch_available,
+            key,
+            {key: float(available)} if isinstance(available, bool) else {},
+        )
+        self._replace(self.last_backup, key, _timestamp_series(key, status.get("lastBackupTime")))
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
-        self._replace(self.workflow_phase, self._phase_series, key, {})
-        self._replace(self.task_status, self._task_series, key, {})
+        for gauge in self._owned:
+            self._replace(gauge, key, {})
 
-    @staticmethod
     def _replace(
+        self,
         gauge: Gauge,
-        owned: dict[tuple[str, str], set[tuple[str, ...]]],
         key: tuple[str, str],
         values: Mapping[tuple[str, ...], float],
     ) -> None:
+        owned = self._owned[gauge]
         for stale in owned.get(key, set()) - values.keys():
             gauge.remove(*stale)
         for labels, value in values.items():
@@ -148,3 +228,19 @@ class OperatorMetrics:
             owned[key] = set(values)
         else:
             owned.pop(key, None)
+
+
+def _mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def _timestamp_series(key: tuple[str, str], value: Any) -> dict[tuple[str, ...], float]:
+    """`{key: Unix time}` for an RFC 3339 string, else nothing (an unreadable time
+    is left out rather than exported as a wrong one)."""
+    if not isinstance(value, str):
+        return {}
+    try:
+        moment: datetime | None = parse_timestamp(value)
+    except TimestampParseError:
+        return {}
+    return {key: moment.timestamp()} if moment is not None else {}

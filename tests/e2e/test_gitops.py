@@ -18,10 +18,15 @@ Several watches share the session's one operator, so these are two tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.e2e.test_operator_upgrades import FOUR_TASKS, STEP, task_states, timeline
 from tests.support.gitops import GitOpsOracle, Judgement
+from tests.support.news_simulator import NEWS_CLUSTER, news_simulator
+from tests.support.simulator import SimulatorProcess
 from tests.support.waiting import wait_until
 from tests.support.world import World
 
@@ -205,3 +210,45 @@ def test_gitops_verdicts_when_polling_needs_a_person_suspend_and_spec_change(
     )
     world.wait_status("respec", observedGeneration=generation)
     expect(world, gitops_oracle, "respec", HEALTHY, argocd_message_from="Ready")
+
+
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    with news_simulator(tmp_path_factory.mktemp("news-simulator")) as process:
+        yield process
+
+
+def test_gating_on_the_lifecycle_conditions(
+    world: World, gitops_oracle: GitOpsOracle, news: SimulatorProcess
+) -> None:
+    # A cluster with fatal pre-check findings, an automatic upgrade in two hours
+    # and a patch waiting: GitOps tools still call it healthy (nothing runs,
+    # nothing is stuck); the gates README shows read the lifecycle conditions.
+    world.create_secret()
+    world.create_watch("news", NEWS_CLUSTER, endpoint=news.url)
+    world.wait_condition("news", "PreCheckPassed", "False", "FatalFindings", timeout=60)
+    world.wait_condition("news", "UpgradeScheduled", "True", "StartsSoon")
+    world.wait_condition("news", "UpToDate", "False", "PatchAvailable")
+    world.wait_condition("news", "Ready", "True", "UpgradeCancelled")
+
+    obj = expect(world, gitops_oracle, "news", HEALTHY)
+    judgement = gitops_oracle.judge(obj)
+    assert judgement.argocd.message == (
+        f"{condition_message(obj, 'Ready')}; {condition_message(obj, 'UpgradeScheduled')}"
+    )
+
+    def waits(condition: str) -> bool:
+        done = world.kubectl("wait", f"--for=condition={condition}", "cuw/news", "--timeout=0s",
+                             check=False)  # fmt: skip
+        return bool(done.returncode == 0)
+
+    assert waits("PreCheckPassed=false")
+    assert not waits("PreCheckPassed")
+    assert waits("UpgradeScheduled")
+    assert not waits("UpgradeScheduled=false")
+    assert waits("UpToDate=False")
+
+    # `-o wide` shows when the upgrade may start, as the time itself.
+    header, row = world.kubectl("get", "cuw", "news", "-o", "wide").stdout.splitlines()
+    assert header.rstrip().endswith("NEXT UPGRADE")
+    assert row[header.index("NEXT UPGRADE") :].strip() == obj["status"]["nextUpgrade"]["notBefore"]

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.news_simulator import NEWS_CLUSTER, news_simulator
+from tests.support.simulator import SimulatorProcess
 from tests.support.waiting import wait_until
 from tests.support.world import World
 
@@ -72,3 +79,68 @@ def test_metrics_follow_a_scenario_and_vanish_with_the_object(world: World) -> N
         timeout=30,
         message="series of the deleted object are still exported",
     )
+
+
+def unix_time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    with news_simulator(tmp_path_factory.mktemp("news-simulator")) as process:
+        yield process
+
+
+def test_lifecycle_metrics_are_the_stored_status(world: World, news: SimulatorProcess) -> None:
+    # A cluster whose pre-check failed, with a plan, a suggested patch, a window
+    # and a backup: once the status shows the sections, the operator's metrics
+    # say the same, and they go with the object.
+    world.create_secret()
+    world.create_watch("foresight", NEWS_CLUSTER, endpoint=news.url)
+
+    def lifecycle_status() -> dict[str, Any] | None:
+        status = world.status("foresight")
+        sections = ("preCheck", "nextUpgrade", "versions", "lastBackupTime")
+        return status if all(key in status for key in sections) else None
+
+    status = wait_until(
+        lifecycle_status, timeout=60,
+        message=lambda: f"the lifecycle sections never all appeared: {world.status('foresight')}",
+    )  # fmt: skip
+    assert status["preCheck"]["fatal"] >= 1
+    assert status["versions"]["patchAvailable"] is True
+
+    ns, name = world.namespace, "foresight"
+    expected = {
+        ("cceupgradewatch_precheck_findings", "Fatal"): float(status["preCheck"]["fatal"]),
+        ("cceupgradewatch_precheck_findings", "Warning"): float(status["preCheck"]["warning"]),
+        ("cceupgradewatch_next_upgrade_timestamp_seconds", None): unix_time(
+            status["nextUpgrade"]["notBefore"]
+        ),
+        ("cceupgradewatch_next_maintenance_window_timestamp_seconds", None): unix_time(
+            status["nextUpgrade"]["maintenanceWindow"]["nextStart"]
+        ),
+        ("cceupgradewatch_patch_available", None): 1.0,
+        ("cceupgradewatch_last_backup_timestamp_seconds", None): unix_time(
+            status["lastBackupTime"]
+        ),
+    }
+
+    def exported() -> dict[tuple[str, str | None], float | None]:
+        return {
+            (metric, level): value(
+                world, metric, namespace=ns, name=name, **({"level": level} if level else {})
+            )
+            for metric, level in expected
+        }
+
+    wait_until(
+        lambda: exported() == expected, timeout=15,
+        message=lambda: f"metrics {exported()} are not the status' {expected}",
+    )  # fmt: skip
+
+    world.kubectl("delete", "cuw", name, "--wait=true", "--timeout=60s")
+    wait_until(
+        lambda: not labelled(world, ns, name), timeout=30,
+        message="lifecycle series of the deleted object are still exported",
+    )  # fmt: skip

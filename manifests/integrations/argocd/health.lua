@@ -8,8 +8,14 @@
 --   Degraded     Stalled=True: a task failed, or polling needs a person
 --                (bad credentials, no permission, no such cluster)
 --   Progressing  Reconciling=True: an upgrade is running
---   Healthy      Ready=True: no upgrade running, none stuck, polling works
+--   Healthy      Ready=True: no upgrade running, none stuck, polling works; while
+--                UpgradeScheduled=True the message also says when the next
+--                automatic upgrade may start
 --   Progressing  anything else (e.g. a transient poll failure), with the Ready message
+--
+-- Only Stalled, Reconciling and Ready decide the health. The lifecycle conditions
+-- (PreCheckPassed, UpgradeScheduled, UpToDate) never change it: a scheduled
+-- upgrade, a failed pre-check or a waiting patch is news, not a broken app.
 local hs = {}
 
 local function find_condition(conditions, condition_type)
@@ -72,6 +78,10 @@ local ready = find_condition(status.conditions, "Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = describe(ready, "Ready")
+  local scheduled = find_condition(status.conditions, "UpgradeScheduled")
+  if scheduled ~= nil and scheduled.status == "True" then
+    hs.message = hs.message .. "; " .. describe(scheduled, "an automatic upgrade is scheduled")
+  end
   return hs
 end
 

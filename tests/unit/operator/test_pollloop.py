@@ -145,6 +145,20 @@ def body(generation: int = 1, **spec: Any) -> dict[str, Any]:
     }
 
 
+def make_services(
+    cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets, observer: Any = None
+) -> Services:
+    """The loop's services on the fakes (`observer`: the metrics, or none)."""
+    extra = {"observer": observer} if observer is not None else {}
+    return Services(
+        config=OperatorConfig(),
+        cce=cce,  # type: ignore[arg-type]
+        status_writer=writer,
+        credentials=CredentialsCache(secrets.read),
+        **extra,
+    )
+
+
 def make_loop(
     obj: dict[str, Any], cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets
 ) -> tuple[PollLoop, list[Event]]:
@@ -156,12 +170,7 @@ def make_loop_with_events(
     obj: dict[str, Any], cce: FakeCce, writer: FakeWriter, secrets: FakeSecrets
 ) -> tuple[PollLoop, FakeEvents]:
     events = FakeEvents(writer)
-    services = Services(
-        config=OperatorConfig(),
-        cce=cce,  # type: ignore[arg-type]
-        status_writer=writer,
-        credentials=CredentialsCache(secrets.read),
-    )
+    services = make_services(cce, writer, secrets)
     loop = PollLoop(obj, services, events.post, wall_clock=lambda: datetime(2024, 1, 1, tzinfo=UTC))
     return loop, events
 
@@ -397,13 +406,7 @@ async def test_unreadable_fields_are_logged_once_per_poll_and_counted(
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
     cce.answers = [odd]
     metrics = OperatorMetrics()
-    services = Services(
-        config=OperatorConfig(),
-        cce=cce,  # type: ignore[arg-type]
-        status_writer=writer,
-        credentials=CredentialsCache(secrets.read),
-        observer=metrics,
-    )
+    services = make_services(cce, writer, secrets, observer=metrics)
     loop = PollLoop(body(), services, lambda event: None)
     with caplog.at_level(logging.WARNING, logger="cce_upgrade_watch.pollloop"):
         await loop.poll_once()

@@ -89,7 +89,7 @@ def test_printer_columns(version: dict[str, Any]) -> None:
         ("AGE", ".metadata.creationTimestamp", "date", 0),
         ("CLUSTER", ".spec.clusterId", "string", 1),
         ("LAST CHANGE", ".status.lastChangeTime", "date", 1),
-        ("NEXT UPGRADE", ".status.nextUpgrade.notBefore", "date", 1),
+        ("NEXT UPGRADE", ".status.nextUpgrade.notBefore", "string", 1),
     ]
 
 

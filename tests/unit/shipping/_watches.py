@@ -18,6 +18,13 @@ from typing import Any
 import yaml
 
 from cce_upgrade_watch.cce.models import parse_workflow_list
+from cce_upgrade_watch.lifecycle_state import (
+    LifecycleAnswers,
+    Part,
+    PartAnswer,
+    PartNotOffered,
+    PartOutcome,
+)
 from cce_upgrade_watch.reconcile import (
     NOTHING_UNCONFIRMED,
     PollFailure,
@@ -91,10 +98,104 @@ THROTTLED = PollFailure("Throttled", "CCE answered 429: too many requests")
 UNAVAILABLE = PollFailure("ApiUnavailable", "CCE answered 503")
 
 
+def lifecycle(**parts: PartOutcome) -> LifecycleAnswers:
+    return LifecycleAnswers({Part(name): outcome for name, outcome in parts.items()})
+
+
+def _finding(name: str, level: str, kind: str, message: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "group": "LimitCheck",
+        "level": level,
+        "phase": "Failed",
+        "message": message,
+    }
+
+
+def _precheck(phase: str, *findings: dict[str, Any]) -> dict[str, Any]:
+    """A pre-check section in the shape `cce/lifecycle_views.py` gives it."""
+    return {
+        "taskID": "precheck-0001",
+        "phase": phase,
+        "clusterVersion": "v1.28.3-r0",
+        "targetVersion": "v1.29.1-r0",
+        "expireTime": "2024-03-02T08:00:00Z",
+        "fatal": sum(1 for f in findings if f["level"] == "Fatal"),
+        "warning": sum(1 for f in findings if f["level"] == "Warning"),
+        "info": sum(1 for f in findings if f["level"] == "Info"),
+        "findings": list(findings),
+    }
+
+
+def _plan(not_before: str) -> dict[str, Any]:
+    return {
+        "planID": "plan-0001",
+        "clusterVersion": "v1.28.3-r0",
+        "targetVersion": "v1.28.3-r1",
+        "notBefore": not_before,
+        "notAfter": "2024-03-02T06:00:00Z",
+        "phase": "Pending",
+    }
+
+
+_WINDOW = {
+    "weeklyPeriod": "Saturday,Sunday",
+    "startTime": "02:00",
+    "durationHours": 4,
+    "scope": "patch",
+    "nextStart": "2024-03-02T02:00:00Z",
+}
+
+
+def _versions(suggested: str) -> dict[str, Any]:
+    return {
+        "release": "v1.28.3",
+        "patch": "r0",
+        "suggestedPatch": suggested,
+        "targetVersions": ["v1.28.3-r1", "v1.29.1-r0"],
+    }
+
+
+#: What the lifecycle calls say at its worst short of a failure: a pre-check with
+#: fatal findings, an automatic upgrade within the lead time, a patch waiting.
+NEWS = lifecycle(
+    preCheck=PartAnswer(
+        _precheck(
+            "Failed",
+            _finding("DeprecatedAPICheck", "Fatal", "Exception", "v1beta2 FlowSchema removed"),
+            _finding("NodeStatusCheck", "Fatal", "Exception", "the node is NotReady"),
+            _finding("AddonCheck", "Warning", "Risk", "coredns is customised"),
+        )
+    ),
+    plans=PartAnswer(_plan("2024-03-01T20:00:00Z")),
+    maintenanceWindow=PartAnswer(_WINDOW),
+    versions=PartAnswer(_versions("r1")),
+    backups=PartAnswer("2024-02-20T08:00:00Z"),
+)
+#: ... and at its calmest: a clean pre-check, no plan, on the suggested patch.
+CALM = lifecycle(
+    preCheck=PartAnswer(_precheck("Success")),
+    plans=PartAnswer(None),
+    maintenanceWindow=PartAnswer(_WINDOW),
+    versions=PartAnswer(_versions("r0")),
+    backups=PartAnswer("2024-03-01T07:00:00Z"),
+)
+#: Every lifecycle call refused (403) or not offered (404).
+REFUSED = lifecycle(
+    **{
+        str(part): PartNotOffered(403 if part == Part.PRECHECK else 404, "not for this identity")
+        for part in Part
+    }
+)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     polls: Sequence[PollOutcome]
+    #: What the lifecycle calls said, at every poll (None: none was made).
+    lifecycle: LifecycleAnswers | None = None
     generation: int = 1
     #: Bumped after the last poll: a spec change the operator has not seen yet.
     spec_changed_after: bool = False
@@ -107,7 +208,9 @@ class Scenario:
         unconfirmed = NOTHING_UNCONFIRMED
         for index, outcome in enumerate(self.polls):
             now = START + timedelta(seconds=30 * index)
-            result = reconcile(status, spec, self.generation, outcome, now, unconfirmed)
+            result = reconcile(
+                status, spec, self.generation, outcome, now, unconfirmed, lifecycle=self.lifecycle
+            )
             status, unconfirmed = result.status, result.unconfirmed
             status = json.loads(json.dumps(status))  # what the API server stores
         generation = self.generation
@@ -158,6 +261,15 @@ SCENARIOS = {
         Scenario("spec changed, not yet observed", (SUCCESS,), spec_changed_after=True),
         Scenario("suspended", (SUCCESS,), suspend=True),
         Scenario("suspended while stalled", (PRECHECK_FAILED,), suspend=True),
+        # The lifecycle conditions beside the four (PreCheckPassed, UpgradeScheduled,
+        # UpToDate), as the core sets them from the lifecycle calls' answers.
+        Scenario("no upgrade; pre-check failed, upgrade soon, patch waiting", (NO_WORKFLOW,), NEWS),
+        Scenario("upgrade queued (Init); pre-check failed, upgrade soon", (INIT,), NEWS),
+        Scenario("upgrade running; upgrade soon, patch waiting", (INIT, RUNNING), NEWS),
+        Scenario("precheck failed; its findings and a plan", (INIT, PRECHECK_FAILED), NEWS),
+        Scenario("upgrade succeeded; all calm", (INIT, RUNNING, SUCCESS), CALM),
+        Scenario("no upgrade; lifecycle calls refused", (NO_WORKFLOW,), REFUSED),
+        Scenario("throttled while idle; pre-check failed", (SUCCESS, THROTTLED, THROTTLED), NEWS),
     )
 }
 

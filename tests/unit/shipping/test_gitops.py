@@ -57,6 +57,14 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "spec changed, not yet observed": ("Progressing", "InProgress", "InProgress"),
     "suspended": ("Suspended", "Current", "Current"),
     "suspended while stalled": ("Suspended", "Failed", "Failed"),
+    # The lifecycle conditions change nothing of the above: news, not trouble or work.
+    "no upgrade; pre-check failed, upgrade soon, patch waiting": ("Healthy", "Current", "Current"),
+    "upgrade queued (Init); pre-check failed, upgrade soon": ("Healthy", "Current", "Current"),
+    "upgrade running; upgrade soon, patch waiting": ("Progressing", "InProgress", "InProgress"),
+    "precheck failed; its findings and a plan": ("Degraded", "Failed", "Failed"),
+    "upgrade succeeded; all calm": ("Healthy", "Current", "Current"),
+    "no upgrade; lifecycle calls refused": ("Healthy", "Current", "Current"),
+    "throttled while idle; pre-check failed": ("Progressing", "InProgress", "InProgress"),
 }
 
 
@@ -80,6 +88,165 @@ def test_argocd_kstatus_and_flux(name: str, judged: dict[str, Judgement]) -> Non
     assert not judgement.flux.error, judgement.flux
     assert not judgement.argocd.error, judgement.argocd
     assert judgement.argocd.message
+
+
+# ---------------------------------------------------------------- the lifecycle conditions
+
+#: Conditions beside the four kstatus ones, as the lifecycle calls set them: the
+#: ones a reader could most mistake for trouble (False) or for work (True), and
+#: the calm ones.
+NEWS = (
+    (
+        "PreCheckPassed",
+        "False",
+        "FatalFindings",
+        "2 fatal findings: DeprecatedAPICheck, NodeStatusCheck",
+    ),
+    (
+        "UpgradeScheduled",
+        "True",
+        "StartsSoon",
+        "v1.28.3-r0 -> v1.28.3-r1 not before 2024-03-02T02:00:00Z",
+    ),
+    ("UpToDate", "False", "PatchAvailable", "patch r1 is suggested; the cluster runs r0"),
+)
+CALM = (
+    ("PreCheckPassed", "True", "Passed", "the pre-check found nothing blocking"),
+    ("UpgradeScheduled", "False", "NoPlan", "no automatic upgrade is scheduled"),
+    ("UpToDate", "True", "UpToDate", "the cluster runs the suggested patch"),
+)
+#: Not known (the part is turned off, not offered, or not asked yet).
+UNKNOWN = tuple(
+    (kind, "Unknown", reason, "not known yet")
+    for kind, reason in (
+        ("PreCheckPassed", "NotRun"),
+        ("UpgradeScheduled", "Unavailable"),
+        ("UpToDate", "Unavailable"),
+    )
+)
+SETS = {"news": NEWS, "calm": CALM, "unknown": UNKNOWN}
+PLACEMENTS = tuple(f"{name} {where}" for name in SETS for where in ("first", "last"))
+
+
+def with_lifecycle_conditions(obj: dict[str, Any], placement: str) -> dict[str, Any]:
+    """`obj` with one set of lifecycle conditions added in front of the four
+    (where a reader that takes the first condition would see them) or after them."""
+    obj = json.loads(json.dumps(obj))
+    status = obj.get("status")
+    if status is None or "conditions" not in status:
+        return obj
+    added = [
+        {
+            "type": kind,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2024-03-01T08:00:00Z",
+            "observedGeneration": status.get("observedGeneration", 1),
+        }
+        for kind, value, reason, message in SETS[placement.split()[0]]
+    ]
+    replaced = {kind for kind, *_ in SETS[placement.split()[0]]}
+    four = [c for c in status["conditions"] if c["type"] not in replaced]
+    status["conditions"] = added + four if placement.endswith("first") else four + added
+    return obj
+
+
+@pytest.fixture(scope="module")
+def judged_with_lifecycle(gitops_oracle: GitOpsOracle) -> dict[tuple[str, str], Judgement]:
+    cases = [(name, placement) for name in SCENARIOS for placement in PLACEMENTS]
+    objects = [with_lifecycle_conditions(watch(name), placement) for name, placement in cases]
+    return dict(zip(cases, gitops_oracle.judge_all(objects), strict=True))
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_lifecycle_conditions_change_no_verdict(
+    name: str,
+    placement: str,
+    judged: dict[str, Judgement],
+    judged_with_lifecycle: dict[tuple[str, str], Judgement],
+) -> None:
+    # A failed pre-check, a scheduled upgrade, a waiting patch: kstatus, Flux
+    # (with and without the example's expressions) and Argo CD conclude exactly
+    # what they conclude without those conditions, wherever they stand.
+    before, after = judged[name], judged_with_lifecycle[(name, placement)]
+    assert after.summary() == EXPECTED[name], after
+    assert after.kstatus == before.kstatus
+    assert after.flux == before.flux
+    assert after.flux_kstatus == before.flux_kstatus
+    assert not after.argocd.error, after.argocd
+    obj = with_lifecycle_conditions(watch(name), placement)
+    assert kubectl_wait_for_ready_returns(obj) == (after.kstatus.status == "Current")
+    # Argo CD's message changes only where it helps: a healthy watch with an
+    # upgrade scheduled says when.
+    if after.argocd.status == "Healthy":
+        ready, scheduled = condition(obj, "Ready"), condition(obj, "UpgradeScheduled")
+        assert ready is not None
+        expected = ready["message"]
+        if scheduled is not None and scheduled["status"] == "True":
+            expected += f"; {scheduled['message']}"
+        assert after.argocd.message == expected
+    else:
+        assert after.argocd.message == before.argocd.message
+
+
+def test_lifecycle_conditions_reach_every_scenario_with_conditions(
+    judged_with_lifecycle: dict[tuple[str, str], Judgement],
+) -> None:
+    # The cases above are not vacuous: every polled scenario carries them.
+    with_news = [
+        name
+        for name in SCENARIOS
+        if condition(with_lifecycle_conditions(watch(name), "news first"), "UpToDate")
+    ]
+    assert len(with_news) == len(SCENARIOS) - 1  # all but the never-polled one
+    healthy_and_scheduled = [
+        name
+        for (name, placement), judgement in judged_with_lifecycle.items()
+        if placement.startswith("news") and judgement.argocd.status == "Healthy"
+    ]
+    assert healthy_and_scheduled
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "no upgrade; pre-check failed, upgrade soon, patch waiting",
+            [("False", "FatalFindings"), ("True", "StartsSoon"), ("False", "PatchAvailable")],
+        ),
+        (
+            "upgrade succeeded; all calm",
+            [("True", "Passed"), ("False", "NoPlan"), ("True", "OnSuggestedPatch")],
+        ),
+        ("no upgrade; lifecycle calls refused", [("Unknown", "Unavailable")] * 3),
+    ],
+)
+def test_the_lifecycle_scenarios_carry_what_the_core_sets(
+    name: str, expected: list[tuple[str, str]]
+) -> None:
+    # The scenarios above are judged with the conditions the real core derives
+    # from the lifecycle answers, after the four kstatus ones.
+    conditions = watch(name)["status"]["conditions"]
+    assert [c["type"] for c in conditions][4:] == ["PreCheckPassed", "UpgradeScheduled", "UpToDate"]
+    assert [(c["status"], c["reason"]) for c in conditions[4:]] == expected
+
+
+def test_argocd_names_the_scheduled_upgrade_of_a_healthy_watch(
+    judged: dict[str, Judgement],
+) -> None:
+    name = "no upgrade; pre-check failed, upgrade soon, patch waiting"
+    ready, scheduled = condition(watch(name), "Ready"), condition(watch(name), "UpgradeScheduled")
+    assert ready is not None
+    assert scheduled is not None
+    assert judged[name].argocd.message == f"{ready['message']}; {scheduled['message']}"
+    assert "v1.28.3-r1" in judged[name].argocd.message
+    # Not healthy: the deciding condition alone, as before.
+    running = "upgrade running; upgrade soon, patch waiting"
+    reconciling = condition(watch(running), "Reconciling")
+    assert reconciling is not None
+    assert judged[running].argocd.message == reconciling["message"]
 
 
 # ---------------------------------------------------------------- Argo CD

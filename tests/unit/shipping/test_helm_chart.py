@@ -20,6 +20,7 @@ from tests.unit.shipping._support import (
     CHART,
     CRD_FILE,
     HACK_HELM,
+    INTEGRATIONS,
     REPO_ROOT,
     built_helm,
     helm,
@@ -103,6 +104,12 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
         ("--set", "metrics.enabled=false", "--set", "networkPolicy.enabled=false"),
         (
             "--set",
+            "metrics.prometheusRule.enabled=true,metrics.prometheusRule.kubeStateMetrics=true",
+            "--set",
+            "metrics.prometheusRule.labels.release=prometheus",
+        ),
+        (
+            "--set",
             "rbac.secretAccess=clusterWide",
             "--set",
             "rbac.secretGrants[0].namespace=team-a",
@@ -127,6 +134,7 @@ def test_hack_helm_builds_the_version_its_go_module_requires() -> None:
         "namespaced",
         "digest-and-servicemonitor",
         "no-metrics",
+        "prometheusrule",
         "secrets",
         "ha",
         "ha-ns",
@@ -252,6 +260,52 @@ def test_values_reach_the_deployment() -> None:
     # No checkov skip for the digest once there is one.
     annotations = only(objects, "Deployment")["metadata"]["annotations"]
     assert not any("CKV_K8S_43" in value for value in annotations.values())
+
+
+def rendered_rules(*values: str) -> list[dict[str, Any]]:
+    objects = helm_template(helm_binary(), "--set", "metrics.prometheusRule.enabled=true", *values)
+    rule = only(objects, "PrometheusRule")
+    assert rule["metadata"]["namespace"] == "ops"
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+@requires_helm
+def test_prometheus_rule_renders_the_manifests_alerts() -> None:
+    # The chart's template and the kustomize integration file say the same,
+    # Prometheus' own {{ $labels... }} text included; the polling alert that
+    # needs kube-state-metrics only when asked.
+    manifest_rule = yaml_document(INTEGRATIONS / "prometheus" / "prometheusrule.yaml")
+    expected = [r for group in manifest_rule["spec"]["groups"] for r in group["rules"]]
+    with_ksm = rendered_rules("--set", "metrics.prometheusRule.kubeStateMetrics=true")
+    assert with_ksm == expected
+    assert [r["alert"] for r in rendered_rules()] == [
+        r["alert"] for r in expected if r["alert"] != "CceUpgradeWatchPollingStalled"
+    ]
+
+
+@requires_helm
+def test_prometheus_rule_thresholds_are_values() -> None:
+    rules = {
+        r["alert"]: r
+        for r in rendered_rules(
+            "--set",
+            "metrics.prometheusRule.upgradeSoonHours=48",
+            "--set",
+            "metrics.prometheusRule.backupMaxAgeDays=3",
+        )
+    }
+    soon = rules["CceUpgradeScheduledSoon"]
+    assert soon["expr"].endswith("< 48 * 3600")
+    assert "within 48 hours" in soon["annotations"]["summary"]
+    backup = rules["CceBackupTooOldBeforeUpgrade"]
+    assert backup["expr"].count("3 * 86400") == 2
+    assert "older than 3 days" in backup["annotations"]["summary"]
+
+
+@requires_helm
+def test_prometheus_rule_is_off_by_default_and_without_metrics() -> None:
+    for values in ((), ("--set", "metrics.prometheusRule.enabled=true,metrics.enabled=false")):
+        assert not objects_by_kind(helm_template(helm_binary(), *values), "PrometheusRule")
 
 
 @requires_helm

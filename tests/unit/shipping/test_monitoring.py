@@ -109,8 +109,10 @@ def operator_metric_names() -> set[str]:
     metrics.poll_finished("success", 0.1)
     metrics.fields_dropped({"startTimeStamp": 1})
     metrics.watch_count(lambda: 1)
-    status = SCENARIOS["upgrade running"].object()["status"]
-    metrics.status_written("team-a", "prod", status)
+    metrics.status_written("team-a", "prod", SCENARIOS["upgrade running"].object()["status"])
+    # The lifecycle sections as the core stores them.
+    news = SCENARIOS["no upgrade; pre-check failed, upgrade soon, patch waiting"]
+    metrics.status_written("team-a", "news", news.object()["status"])
     text = generate_latest(metrics.registry).decode()
     return {line.split("{")[0].split()[0] for line in text.splitlines() if not line.startswith("#")}
 
@@ -140,6 +142,7 @@ def test_alerts_use_label_values_that_exist() -> None:
         "status": {str(s) for s in TaskStatus},
         "type": {str(t) for t in ConditionType},
         "result": {"success"},
+        "level": {"Fatal", "Warning", "Info"},
     }
     for rule in alert_rules():
         for label, value in re.findall(r'(\w+)!?="(\w+)"', rule["expr"]):
@@ -152,6 +155,9 @@ def test_alerts_use_label_values_that_exist() -> None:
         ("CceUpgradeTaskFailed", 'cceupgradewatch_task_status{status="Failed"}) == 1'),
         ("CceUpgradeWatchPollingStalled", 'kube_cceupgradewatch_status_condition{type="Synced"}'),
         ("CceUpgradeWatchPollingFailing", 'cceupgradewatch_polls_total{result!="success"}[15m]'),
+        ("CceUpgradeScheduledSoon", "cceupgradewatch_next_upgrade_timestamp_seconds)"),
+        ("CcePreCheckFatalFindings", 'cceupgradewatch_precheck_findings{level="Fatal"}) > 0'),
+        ("CceBackupTooOldBeforeUpgrade", "cceupgradewatch_last_backup_timestamp_seconds"),
     ],
 )
 def test_the_required_alerts(alert: str, fragment: str) -> None:
@@ -161,6 +167,43 @@ def test_the_required_alerts(alert: str, fragment: str) -> None:
         assert rule["for"] == "15m"
     assert rule["labels"]["severity"] in {"warning", "critical"}
     assert rule["annotations"]["summary"]
+
+
+def test_alert_expressions_are_well_formed() -> None:
+    # No promtool here: at least the brackets pair up, every label matcher is
+    # quoted, `for` is a duration, and each alert says what to do.
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for rule in alert_rules():
+        stack: list[str] = []
+        for char in re.sub(r'"[^"]*"', '""', rule["expr"]):
+            if char in "([{":
+                stack.append(char)
+            elif char in pairs:
+                assert stack[-1:] == [pairs[char]], rule["alert"]
+                stack.pop()
+        assert not stack, rule["alert"]
+        for matchers in re.findall(r"\{([^}]*)\}", rule["expr"]):
+            for matcher in matchers.split(","):
+                assert re.fullmatch(r'\s*\w+\s*(=|!=|=~|!~)\s*"[^"]*"\s*', matcher), rule["alert"]
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smhd]", rule["for"]), rule["alert"]
+        assert rule["annotations"]["description"], rule["alert"]
+
+
+def test_lifecycle_alerts_fire_only_per_watch() -> None:
+    # Each keeps namespace and name, so the annotation names the watch and two
+    # clusters' alerts never merge into one.
+    lifecycle = {
+        "CceUpgradeScheduledSoon",
+        "CcePreCheckFatalFindings",
+        "CceBackupTooOldBeforeUpgrade",
+    }
+    rules = [r for r in alert_rules() if r["alert"] in lifecycle]
+    assert len(rules) == len(lifecycle)
+    for rule in rules:
+        for aggregation in re.findall(r"\bby \(([^)]*)\)", rule["expr"]):
+            assert [label.strip() for label in aggregation.split(",")] == ["namespace", "name"]
+        assert "{{ $labels.namespace }}/{{ $labels.name }}" in rule["annotations"]["summary"]
 
 
 def test_service_monitor_selects_the_metrics_service() -> None:
