@@ -230,7 +230,12 @@ class PollLoopMachine(RuleBasedStateMachine):
         self._render()
 
     @precondition(lambda self: not self.events_ahead)
-    @rule(kind=st.sampled_from([None, *ERRORS]), retry_after=st.none() | st.floats(0, 40))
+    # Retry-After is whole seconds on the wire; milliseconds leave room for parsing,
+    # while a subnormal float (1e-311) would only test float addition on the clock.
+    @rule(
+        kind=st.sampled_from([None, *ERRORS]),
+        retry_after=st.none() | st.floats(0, 40).map(lambda seconds: round(seconds, 3)),
+    )
     def cloud_answers(self, kind: str | None, retry_after: float | None) -> None:
         if kind is None and retry_after is not None:
             self.cce.error = Throttled("throttled", status_code=429, retry_after=retry_after)
