@@ -225,7 +225,7 @@ def test_gating_on_the_lifecycle_conditions(
     # and a patch waiting: GitOps tools still call it healthy (nothing runs,
     # nothing is stuck); the gates README shows read the lifecycle conditions.
     world.create_secret()
-    world.create_watch("news", NEWS_CLUSTER, endpoint=news.url)
+    world.create_watch("news", NEWS_CLUSTER, endpoint=news.url, lifecycle={})  # every part on
     world.wait_condition("news", "PreCheckPassed", "False", "FatalFindings", timeout=60)
     world.wait_condition("news", "UpgradeScheduled", "True", "StartsSoon")
     world.wait_condition("news", "UpToDate", "False", "PatchAvailable")

@@ -96,7 +96,7 @@ def test_lifecycle_metrics_are_the_stored_status(world: World, news: SimulatorPr
     # and a backup: once the status shows the sections, the operator's metrics
     # say the same, and they go with the object.
     world.create_secret()
-    world.create_watch("foresight", NEWS_CLUSTER, endpoint=news.url)
+    world.create_watch("foresight", NEWS_CLUSTER, endpoint=news.url, lifecycle={})  # every part on
 
     def lifecycle_status() -> dict[str, Any] | None:
         status = world.status("foresight")
