@@ -19,7 +19,8 @@ The operator is SIGKILLed between the `UpgradeSoon` Event and the status write
 that records it, and replaced: every Event still exists exactly once. The
 simulator counts the requests per call: the lifecycle calls are made when they
 can tell something new, not at every poll. A 403 or 404 of one call leaves its
-section empty with one Normal Event, and the watch Ready and Synced.
+section empty with one Normal Event, and the watch Ready and Synced. At the end,
+the lifecycle metrics are what the status says.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import pytest
 
 from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV
 from cce_upgrade_watch.simulator import DEMO_ACCESS_KEY, DEMO_CLUSTER_ID, DEMO_SECRET_KEY
+from tests.e2e.test_metrics import value
 from tests.support.controlplane import ControlPlane
 from tests.support.operatorprocess import OperatorProcess
 from tests.support.simulator import SimulatorControl, SimulatorProcess
@@ -247,6 +249,23 @@ def test_the_upgrade_lifecycle_story_with_a_restart(
     assert condition(status, "UpgradeScheduled")["status"] == "False"
     assert condition(status, "Ready")["status"] == "True"
     assert "targetVersion" not in (status.get("nextUpgrade") or {})
+
+    # The metrics say what the status says (scraped from the operator that wrote it).
+    labels = {"namespace": namespace, "name": WATCH}
+
+    def metrics() -> dict[str, float | None]:
+        return {
+            "fatal": value(world, "cceupgradewatch_precheck_findings", level="Fatal", **labels),
+            "patch": value(world, "cceupgradewatch_patch_available", **labels),
+            "backup": value(world, "cceupgradewatch_last_backup_timestamp_seconds", **labels),
+            "next": value(world, "cceupgradewatch_next_upgrade_timestamp_seconds", **labels),
+        }
+
+    expected = {"fatal": 0.0, "patch": 0.0, "backup": backed_up.timestamp(), "next": None}
+    wait_until(
+        lambda: metrics() == expected, timeout=15,
+        message=lambda: f"metrics {metrics()} are not the status' {expected}",
+    )  # fmt: skip
 
     # Every Event exactly once, across the kill.
     events = world.events(WATCH)
