@@ -120,7 +120,7 @@ def test_success_upgrade_status_columns_events_and_wait(world: World) -> None:
     header, row = columns_mid_upgrade.splitlines()
     assert header.split() == [
         "NAME", "PHASE", "CURRENT", "TARGET", "TASK", "PROGRESS", "READY", "AGE",
-        "CLUSTER", "LAST", "CHANGE",
+        "CLUSTER", "LAST", "CHANGE", "NEXT", "UPGRADE",
     ]  # fmt: skip
     assert row.split()[:7] == ["prod", "Running", "v1.28.3-r0", "v1.29.1-r0", "Cluster", "2/4",
                                "False"]  # fmt: skip
