@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import random
 import shutil
 import subprocess
@@ -130,6 +132,12 @@ class OperatorFigures:
     changes_detected: int
     writes_per_change: float
     load_during: float
+    # CPU seconds each process used from the first create until converged: where
+    # the convergence time went (NaN where the process could not be read).
+    convergence_cpu_operator: float = float("nan")
+    convergence_cpu_apiserver: float = float("nan")
+    convergence_cpu_etcd: float = float("nan")
+    convergence_cpu_benchmark: float = float("nan")
 
     @property
     def kube_writes_per_second(self) -> float:
@@ -333,6 +341,13 @@ async def measure_operator(
         # ---- convergence
         progress(f"[{label}] creating {plan.watches} CceUpgradeWatch objects")
         created_at = time.time()
+        cpu_pids = {
+            "operator": pid,
+            "apiserver": _pid_from(plane.directory / "apiserver.pid"),
+            "etcd": _pid_from(plane.directory / "etcd.pid"),
+            "benchmark": os.getpid(),
+        }
+        cpu_before = {name: _cpu_or_nan(p) for name, p in cpu_pids.items()}
         await create_watches(kube, watches, sim_url, plan)
         converged = await observer.wait_for(
             lambda seen: keys <= seen.first_status_at.keys(), within=plan.convergence_timeout
@@ -341,6 +356,7 @@ async def measure_operator(
             missing = len(keys - observer.seen.first_status_at.keys())
             raise RuntimeError(f"{missing} objects still have no status; see {operator.log_path}")
         convergence = max(observer.seen.first_status_at[key] for key in keys) - created_at
+        convergence_cpu = {name: _cpu_or_nan(p) - cpu_before[name] for name, p in cpu_pids.items()}
         progress(f"[{label}] converged in {convergence:.1f}s")
         settle = await wait_until_quiet(pid)
         progress(f"[{label}] operator quiet after a further {settle:.1f}s")
@@ -429,8 +445,28 @@ async def measure_operator(
         changes_detected=detected,
         writes_per_change=len(detection_writes) / len(changes) if changes else float("nan"),
         load_during=load_during,
+        convergence_cpu_operator=convergence_cpu["operator"],
+        convergence_cpu_apiserver=convergence_cpu["apiserver"],
+        convergence_cpu_etcd=convergence_cpu["etcd"],
+        convergence_cpu_benchmark=convergence_cpu["benchmark"],
     )
     return figures, watches
+
+
+def _pid_from(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _cpu_or_nan(pid: int | None) -> float:
+    if pid is None:
+        return math.nan
+    try:
+        return cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return math.nan
 
 
 def snapshot_memory(pid: int, profile: Profile, watches: int, label: str, progress: Any) -> None:

@@ -64,6 +64,18 @@ def rows(
             lambda f: f.convergence_seconds < targets.convergence_seconds,
         ),
         Row(
+            "convergence: CPU s, operator / apiserver / etcd / bench",
+            lambda f: " / ".join(
+                _number(v)
+                for v in (
+                    f.convergence_cpu_operator,
+                    f.convergence_cpu_apiserver,
+                    f.convergence_cpu_etcd,
+                    f.convergence_cpu_benchmark,
+                )
+            ),
+        ),
+        Row(
             "steady: operator CPU (% of one core)",
             lambda f: _number(f.cpu_percent, 2),
             "< 15",
