@@ -340,6 +340,8 @@ async def measure_operator(
 
         # ---- convergence
         progress(f"[{label}] creating {plan.watches} CceUpgradeWatch objects")
+        if profile is not None:
+            memprofile.start_tracing(pid)
         created_at = time.time()
         cpu_pids = {
             "operator": pid,

@@ -2,7 +2,9 @@
 it has converged, and a plain-text report of where the memory went.
 
 The hook (`memhook/sitecustomize.py`) is put on the operator's PYTHONPATH; it
-traces from start-up and dumps a snapshot on SIGUSR2. tracemalloc counts Python
+starts tracing on SIGUSR1 (sent just before the watches are created, so the
+snapshot holds what the watches cost, not the imports) and dumps a snapshot on
+SIGUSR2. tracemalloc counts Python
 allocations only (not the interpreter's own arenas' slack, not C libraries'
 buffers), so the traced total is below the RSS; the report names both.
 """
@@ -30,6 +32,11 @@ def operator_env(frames: int, snapshot_path: Path, pythonpath: str = "") -> dict
     """What the operator's environment needs for the hook; `pythonpath` goes after it."""
     path = os.pathsep.join(p for p in (str(HOOK_DIRECTORY), pythonpath) if p)
     return {"PYTHONPATH": path, FRAMES_ENV: str(frames), OUT_ENV: str(snapshot_path)}
+
+
+def start_tracing(pid: int) -> None:
+    """Start tracemalloc in the operator (the hook's SIGUSR1)."""
+    os.kill(pid, signal.SIGUSR1)
 
 
 def request_snapshot(pid: int, snapshot_path: Path, timeout: float = 300.0) -> bool:
@@ -102,10 +109,11 @@ def render_report(
     total = sum(stat.size for stat in traces)
     blocks = sum(stat.count for stat in traces)
     lines = [
-        f"tracemalloc snapshot of the operator with {watches} watches, once converged",
+        f"tracemalloc snapshot of the operator with {watches} watches, once converged "
+        "(traced from just before the first create: imports and start-up not included)",
         *(f"{key}: {value}" for key, value in (context or {}).items()),
         f"traced: {total / 2**20:.1f} MiB in {blocks} blocks "
-        f"({total / watches / 1024:.1f} KiB per watch, fixed costs included); "
+        f"({total / watches / 1024:.1f} KiB per watch); "
         f"RSS at the snapshot: {rss_mib:.1f} MiB",
         "",
         "by owner (the most recent frame outside the standard library):",

@@ -16,7 +16,13 @@ import pytest
 from benchmarks.baseline import BaselineFigures
 from benchmarks.bench import parse_args, run_order
 from benchmarks.measure import OperatorFigures
-from benchmarks.memprofile import operator_env, owner, render_report, request_snapshot
+from benchmarks.memprofile import (
+    operator_env,
+    owner,
+    render_report,
+    request_snapshot,
+    start_tracing,
+)
 from benchmarks.report import Targets, failed_targets, median_figures, render_spreads, summarize
 from benchmarks.stats import Spread, spread, spreads
 
@@ -188,21 +194,32 @@ def test_the_hook_goes_first_on_the_operator_s_pythonpath(tmp_path: Path) -> Non
     assert env["CCE_BENCH_TRACEMALLOC_FRAMES"] == "7"
 
 
-def test_the_hook_dumps_a_snapshot_of_a_running_process_on_request(tmp_path: Path) -> None:
+def test_the_hook_traces_from_its_start_signal_and_dumps_on_request(tmp_path: Path) -> None:
     snapshot_path = tmp_path / "memory.tracemalloc"
-    ready = tmp_path / "ready"
+    before_done, kept_done = tmp_path / "before", tmp_path / "kept"
     script = (
-        "import pathlib, time\n"
+        "import pathlib, time, tracemalloc\n"
+        "deadline = time.monotonic() + 60\n"
+        "before = [bytearray(10_000) for _ in range(50)]\n"
+        f"pathlib.Path({str(before_done)!r}).touch()\n"
+        "while not tracemalloc.is_tracing() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
         "kept = [bytearray(10_000) for _ in range(100)]\n"
-        f"pathlib.Path({str(ready)!r}).touch()\n"
-        f"done, deadline = pathlib.Path({str(snapshot_path)!r}), time.monotonic() + 60\n"
+        f"pathlib.Path({str(kept_done)!r}).touch()\n"
+        f"done = pathlib.Path({str(snapshot_path)!r})\n"
         "while not done.exists() and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
     )
     env = {**os.environ, **operator_env(3, snapshot_path)}
     with subprocess.Popen([sys.executable, "-c", script], env=env) as process:
-        wait_until(ready.exists, timeout=30, message="the child never started")
+        wait_until(before_done.exists, timeout=30, message="the child never started")
+        start_tracing(process.pid)
+        wait_until(kept_done.exists, timeout=30, message="tracing never started")
         assert request_snapshot(process.pid, snapshot_path, timeout=30)
         assert process.wait(timeout=60) == 0
     stats = tracemalloc.Snapshot.load(str(snapshot_path)).statistics("lineno")
-    assert sum(s.size for s in stats if s.traceback[-1].filename == "<string>") >= 1_000_000
+    lines = {
+        s.traceback[-1].lineno: s.size for s in stats if s.traceback[-1].filename == "<string>"
+    }
+    assert lines.get(7, 0) >= 1_000_000, lines  # `kept`, after tracing started
+    assert 3 not in lines, lines  # `before` was allocated before: not traced
