@@ -269,6 +269,11 @@ class PollLoop:
             return
         if version == self._written_version:
             self._written_version_seen = True
+            # Our own write coming back: keep kopf's copy of the status (it keeps
+            # the body anyway) rather than a second one from the PATCH answer.
+            status = body.get("status")
+            if isinstance(status, dict) and status == self._stored_status:
+                self._stored_status = status
         elif self._written_version is None or self._written_version_seen:
             # Watch events come in order: each one is newer than what the loop
             # started from, and after our write's own, newer than our write.

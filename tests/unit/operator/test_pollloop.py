@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -426,3 +427,22 @@ async def test_unreadable_fields_are_logged_once_per_poll_and_counted(
     assert sample("cceupgradewatch_dropped_fields_total", {"field": "startTimeStamp"}) == 4
     assert sample("cceupgradewatch_dropped_fields_total", {"field": "critical"}) == 2
     assert cce.tenants == ["ns", "ns"]  # the client shares its slots by namespace
+
+
+async def test_the_watch_s_copy_of_our_own_write_replaces_the_loop_s() -> None:
+    # Memory: one copy of the status per object (kopf keeps the body anyway), and
+    # with it nothing changes: the next unchanged poll writes nothing.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    obj = body()
+    loop, _ = make_loop(obj, cce, writer, secrets)
+    await loop.poll_once()
+    delivered = {
+        **obj,
+        "metadata": {**obj["metadata"], "resourceVersion": str(writer.version)},
+        "status": json.loads(json.dumps(writer.status)),  # parsed anew, as a watch event is
+    }
+    loop.notice(delivered)
+    assert loop._stored_status is delivered["status"]
+    await loop.poll_once()
+    assert len(writer.patches) == 1
