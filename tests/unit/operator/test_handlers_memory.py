@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import kopf
 
@@ -10,7 +11,7 @@ from cce_upgrade_watch.handlers import wake_on_change
 
 
 def test_a_watch_event_leaves_kopf_s_body_without_managed_fields() -> None:
-    raw = {
+    raw: Any = {
         "metadata": {
             "name": "prod",
             "uid": "u1",
@@ -24,7 +25,8 @@ def test_a_watch_event_leaves_kopf_s_body_without_managed_fields() -> None:
     memo = kopf.Memo()
     memo.loops = {}
 
-    asyncio.run(wake_on_change(body=body, uid="u1", memo=memo))
+    # kopf passes many more keyword arguments; the handler takes them as **_.
+    asyncio.run(wake_on_change(body=body, uid="u1", memo=memo))  # type: ignore[call-arg,arg-type]
 
     assert "managedFields" not in raw["metadata"]
     assert body["metadata"] == {"name": "prod", "uid": "u1", "generation": 1}
