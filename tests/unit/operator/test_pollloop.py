@@ -446,3 +446,22 @@ async def test_the_watch_s_copy_of_our_own_write_replaces_the_loop_s() -> None:
     assert loop._stored_status is delivered["status"]
     await loop.poll_once()
     assert len(writer.patches) == 1
+
+
+async def test_a_sleeping_loop_holds_one_helper_task_and_stops_at_once() -> None:
+    # Thousands of loops sleep at any moment: each holds its own task and one
+    # helper that turns the stop signal into a wake-up, not a task per waiter.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, _ = make_loop(body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets)
+    stop = StopFlag()
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(loop.run(stop))
+    await calls_reach(cce, 1)
+    await asyncio.sleep(0.01)  # let the loop reach its sleep
+    assert len(asyncio.all_tasks() - before) == 2  # the loop and its stop watcher
+    stop.event.set()
+    async with asyncio.timeout(1):
+        await task
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before  # the watcher is gone with the loop
