@@ -3,14 +3,18 @@
     python -m benchmarks.bench --watches 1000            # the full run (about 13 minutes)
     python -m benchmarks.bench --watches 20 --quick      # a short smoke run
     python -m benchmarks.bench --compare-ref HEAD~3      # also the operator of that commit
+    python -m benchmarks.bench --repeat 3                # min / median / max of 3 runs
+    python -m benchmarks.bench --profile prof/           # CPU (py-spy) and memory (tracemalloc)
 
 Everything runs under a temporary directory: a control plane of its own
 (`hack/localcluster`), the simulator and the operator as processes, then the SDK
 baseline against the same simulated clusters. Progress goes to stderr; the one
-table goes to stdout. `--compare-ref` first measures the operator as it was at a
-git commit (its `operator/` tree, on a control plane and simulator of its own),
-so a change can be judged before and after in the same run, on the same machine
-load.
+table goes to stdout. `--compare-ref` also measures the operator as it was at a
+git commit (its `operator/` tree exported to the work directory and put first on
+the operator's PYTHONPATH, on a control plane and simulator of its own), so a
+change can be judged before and after in the same run, on the same machine load;
+with `--repeat K` the two alternate (ref, now, ref, now, ...), so a drift of the
+machine's load falls on both alike.
 """
 
 from __future__ import annotations
@@ -27,14 +31,23 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support.controlplane import LOCALCLUSTER, REPO_ROOT, ControlPlane, build_binaries
 from tests.support.simulator import SimulatorProcess
 
 from benchmarks.baseline import BaselineFigures, run_sdk_baseline
-from benchmarks.measure import OperatorFigures, RunPlan, measure_operator
+from benchmarks.measure import OperatorFigures, Profile, RunPlan, measure_operator
 from benchmarks.procstats import load_average_1min
-from benchmarks.report import failed_targets, render
+from benchmarks.report import (
+    baseline_figures,
+    failed_targets,
+    median_figures,
+    render,
+    render_spreads,
+    run_figures,
+    summarize,
+)
 from cce_upgrade_watch.durations import parse_duration
 
 CRD_NAME = "cceupgradewatches.cce.upgradewatch.io"
@@ -72,7 +85,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--compare-ref",
         metavar="GIT_REF",
         default=None,
-        help="first measure the operator as it was at this commit, for a before/after column",
+        help="also measure the operator as it was at this commit (alternating with the "
+        "working tree), for a before/after column",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run every variant K times (alternating); the table shows the medians, "
+        "followed by min / median / max of every figure (default 1)",
     )
     parser.add_argument(
         "--wait-for-load",
@@ -87,9 +109,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile",
         type=Path,
         default=None,
-        metavar="PATH",
-        help="sample the operator with py-spy during the steady window; collapsed stacks "
-        "to PATH (one file per variant: PATH.N for earlier ones)",
+        metavar="DIR",
+        help="profile the operator into DIR: tracemalloc from start-up, a snapshot and "
+        "its report (top allocations by line, by traceback, by owner) once converged; "
+        "py-spy (if installed: pip install py-spy) over the steady window. Profiling "
+        "slows the operator: judge figures from runs without it",
+    )
+    parser.add_argument(
+        "--profile-frames",
+        type=int,
+        default=12,
+        metavar="N",
+        help="frames tracemalloc keeps per allocation with --profile (default 12)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument(
@@ -98,6 +129,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.watches < 1:
         parser.error("--watches must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.profile_frames < 1:
+        parser.error("--profile-frames must be at least 1")
     if args.duration is None:
         idle = parse_duration(args.idle_interval).total_seconds()
         args.duration = 20.0 if args.quick else idle
@@ -155,7 +190,7 @@ def run_variant(
     plan: RunPlan,
     operator_path: Path | None,
     baseline_seconds: float | None,
-    profile_to: Path | None,
+    profile: Profile | None,
 ) -> tuple[OperatorFigures, BaselineFigures | None]:
     workdir.mkdir(parents=True)
     progress(f"[{label}] starting a control plane in {workdir / 'controlplane'}")
@@ -165,7 +200,7 @@ def run_variant(
         simulator.start()
         env = {"PYTHONPATH": str(operator_path)} if operator_path else {}
         figures, watches = asyncio.run(
-            measure_operator(label, plane, simulator.url, plan, workdir, env, progress, profile_to)
+            measure_operator(label, plane, simulator.url, plan, workdir, env, progress, profile)
         )
         baseline = None
         if baseline_seconds is not None:
@@ -198,10 +233,14 @@ def machine_description() -> str:
     return f"{cpus} CPUs ({model or 'unknown model'}), {memory_gib:.0f} GiB, Python {python}"
 
 
-def _profile_path(requested: Path | None, index: int, last: bool) -> Path | None:
-    if requested is None:
-        return None
-    return requested.resolve() if last else requested.resolve().with_suffix(f".{index}")
+def run_order(labels: Sequence[str], repeat: int) -> list[tuple[int, str]]:
+    """(repetition, label) in the order they run: the variants alternate, so a
+    drift of the machine's load falls on each alike."""
+    return [(rep, label) for rep in range(repeat) for label in labels]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -225,57 +264,94 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="cce-bench-"))
     started = time.monotonic()
+    runs: dict[str, list[OperatorFigures]] = {}
+    run_json: dict[str, list[dict[str, Any]]] = {}
+    baselines: list[BaselineFigures] = []
     try:
-        variants: list[tuple[str, Path | None]] = []
+        paths: dict[str, Path | None] = {}
         if args.compare_ref:
-            variants.append(
-                (f"at {args.compare_ref}", export_operator_tree(args.compare_ref, workdir / "ref"))
+            ref_tree = export_operator_tree(args.compare_ref, workdir / "ref")
+            paths[f"at {args.compare_ref}"] = ref_tree
+        paths["operator" if not args.compare_ref else "now"] = None
+        labels = list(paths)
+        for index, (rep, label) in enumerate(run_order(labels, args.repeat)):
+            last_of_repetition = label == labels[-1]
+            profile = (
+                Profile(args.profile.resolve() / f"{_slug(label)}-{rep + 1}", args.profile_frames)
+                if args.profile
+                else None
             )
-        variants.append(("operator" if not args.compare_ref else "now", None))
-        all_figures: list[OperatorFigures] = []
-        baseline: BaselineFigures | None = None
-        for index, (label, operator_path) in enumerate(variants):
-            last = index == len(variants) - 1
-            figures, variant_baseline = run_variant(
+            if args.repeat > 1:
+                progress(f"[{label}] run {rep + 1} of {args.repeat}")
+            figures, baseline = run_variant(
                 label,
                 workdir / f"run{index}",
                 bin_dir,
                 plan,
-                operator_path,
-                None if args.no_baseline or not last else args.duration,
-                _profile_path(args.profile, index, last),
+                paths[label],
+                None if args.no_baseline or not last_of_repetition else args.duration,
+                profile,
             )
-            all_figures.append(figures)
+            runs.setdefault(label, []).append(figures)
             progress(f"[{label}] figures: {json.dumps(dataclasses.asdict(figures))}")
-            baseline = variant_baseline or baseline
+            if baseline is not None:
+                baselines.append(baseline)
+            # Each run's SDK ratio is against the baseline of its own repetition.
+            pending = run_json.setdefault(label, [])
+            pending.append(run_figures(figures, None))
+            if baseline is not None:
+                for other in labels:
+                    run_json[other][-1] = run_figures(runs[other][-1], baseline)
     finally:
         if args.keep:
             progress(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    medians = [median_figures(runs[label]) for label in labels]
+    baseline_median = median_figures(baselines) if baselines else None
     header = [
         f"cce-upgrade-watch benchmark: N={plan.watches} watches in 10 namespaces "
         f"(~10% mid-upgrade), activePollInterval {plan.active_interval_text}, "
         f"pollInterval {plan.idle_interval_text}, steady window {plan.steady_seconds:.0f}s, "
-        f"{plan.changes} forced changes",
+        f"{plan.changes} forced changes"
+        + (f"; median of {args.repeat} runs per variant" if args.repeat > 1 else ""),
         f"machine: {machine_description()}; 1-min load {load_before:.2f} before, "
-        + ", ".join(f"{f.load_during:.2f} during ({f.label})" for f in all_figures)
+        + ", ".join(
+            f"{f.load_during:.2f} during ({f.label})" for label in labels for f in runs[label]
+        )
         + f"; run took {time.monotonic() - started:.0f}s",
     ]
-    print(render(all_figures, baseline, active_interval=plan.active_interval, header=header))
+    print(render(medians, baseline_median, active_interval=plan.active_interval, header=header))
+    summary = summarize(
+        {
+            **run_json,
+            **({"SDK baseline": [baseline_figures(b) for b in baselines]} if baselines else {}),
+        }
+    )
+    if args.repeat > 1:
+        print()
+        print(render_spreads(summary, args.repeat))
     if args.json:
         args.json.write_text(
             json.dumps(
                 {
                     "plan": dataclasses.asdict(plan),
-                    "operator": [dataclasses.asdict(f) for f in all_figures],
-                    "baseline": dataclasses.asdict(baseline) if baseline else None,
+                    "machine": machine_description(),
+                    "repeat": args.repeat,
+                    "operator": [dataclasses.asdict(f) for f in medians],
+                    "baseline": dataclasses.asdict(baseline_median) if baseline_median else None,
+                    "runs": run_json,
+                    "baselineRuns": [baseline_figures(b) for b in baselines],
+                    "summary": {
+                        label: {name: item.as_json() for name, item in figures.items()}
+                        for label, figures in summary.items()
+                    },
                     "loadBefore": load_before,
                 },
                 indent=1,
             )
         )
-    missed = failed_targets(all_figures[-1], baseline, plan.active_interval)
+    missed = failed_targets(medians[-1], baseline_median, plan.active_interval)
     if missed:
         print(f"\ntargets missed: {'; '.join(missed)}")
     return 0

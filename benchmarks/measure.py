@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import os
 import random
 import shutil
 import subprocess
@@ -34,7 +36,7 @@ import httpx
 from tests.support.controlplane import OPERATOR_USER, ControlPlane
 from tests.support.operatorprocess import OperatorProcess
 
-from benchmarks import fleet
+from benchmarks import fleet, memprofile
 from benchmarks.fleet import Watch
 from benchmarks.kube import KubeHttp, audit_writes
 from benchmarks.observer import (
@@ -48,6 +50,7 @@ from benchmarks.procstats import (
     cpu_between,
     cpu_seconds,
     load_average_1min,
+    memory_kib,
     peak_rss_mib,
 )
 from benchmarks.stats import percentile, poll_interval_drifts
@@ -72,6 +75,26 @@ class RunPlan:
     active_interval_text: str  # as written in the spec, e.g. "30s"
     idle_interval_text: str
     convergence_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """`--profile`: where one run's profiles go, and how deep tracemalloc looks."""
+
+    directory: Path
+    frames: int
+
+    @property
+    def snapshot(self) -> Path:
+        return self.directory / "memory.tracemalloc"
+
+    @property
+    def memory_report(self) -> Path:
+        return self.directory / "memory.txt"
+
+    @property
+    def cpu_stacks(self) -> Path:
+        return self.directory / "cpu.pyspy.txt"
 
 
 @dataclass(frozen=True)
@@ -109,6 +132,12 @@ class OperatorFigures:
     changes_detected: int
     writes_per_change: float
     load_during: float
+    # CPU seconds each process used from the first create until converged: where
+    # the convergence time went (NaN where the process could not be read).
+    convergence_cpu_operator: float = float("nan")
+    convergence_cpu_apiserver: float = float("nan")
+    convergence_cpu_etcd: float = float("nan")
+    convergence_cpu_benchmark: float = float("nan")
 
     @property
     def kube_writes_per_second(self) -> float:
@@ -282,16 +311,20 @@ async def measure_operator(
     workdir: Path,
     operator_env: Mapping[str, str],
     progress: Any,
-    profile_to: Path | None = None,
+    profile: Profile | None = None,
 ) -> tuple[OperatorFigures, list[Watch]]:
     """Phases 1-5 against a running control plane and simulator; stops the operator."""
     sim = SimulatorApi(sim_url)
     kube = KubeHttp(plane.directory)
+    env = dict(operator_env)
+    if profile is not None:
+        profile.directory.mkdir(parents=True, exist_ok=True)
+        env |= memprofile.operator_env(profile.frames, profile.snapshot, env.get("PYTHONPATH", ""))
     operator = OperatorProcess(
         plane.operator_kubeconfig,
         workdir / "operator.log",
         args=("-A",),
-        env=dict(operator_env),
+        env=env,
         insecure_loopback=True,  # the simulator is a plain-HTTP loopback endpoint
     )
     try:
@@ -307,7 +340,16 @@ async def measure_operator(
 
         # ---- convergence
         progress(f"[{label}] creating {plan.watches} CceUpgradeWatch objects")
+        if profile is not None:
+            memprofile.start_tracing(pid)
         created_at = time.time()
+        cpu_pids = {
+            "operator": pid,
+            "apiserver": _pid_from(plane.directory / "apiserver.pid"),
+            "etcd": _pid_from(plane.directory / "etcd.pid"),
+            "benchmark": os.getpid(),
+        }
+        cpu_before = {name: _cpu_or_nan(p) for name, p in cpu_pids.items()}
         await create_watches(kube, watches, sim_url, plan)
         converged = await observer.wait_for(
             lambda seen: keys <= seen.first_status_at.keys(), within=plan.convergence_timeout
@@ -316,9 +358,12 @@ async def measure_operator(
             missing = len(keys - observer.seen.first_status_at.keys())
             raise RuntimeError(f"{missing} objects still have no status; see {operator.log_path}")
         convergence = max(observer.seen.first_status_at[key] for key in keys) - created_at
+        convergence_cpu = {name: _cpu_or_nan(p) - cpu_before[name] for name, p in cpu_pids.items()}
         progress(f"[{label}] converged in {convergence:.1f}s")
         settle = await wait_until_quiet(pid)
         progress(f"[{label}] operator quiet after a further {settle:.1f}s")
+        if profile is not None:
+            await asyncio.to_thread(snapshot_memory, pid, profile, plan.watches, label, progress)
 
         # ---- steady state: nothing changes, every poll is an unchanged poll
         progress(f"[{label}] steady state for {plan.steady_seconds:.0f}s")
@@ -326,11 +371,11 @@ async def measure_operator(
         cpu_start = CpuSample(time.monotonic(), cpu_seconds(pid))
         requests_start = await sim.requests_total()
         writes_start = await kube.apiserver_writes(OPERATOR_WRITTEN_RESOURCES)
-        profiler = start_profiler(pid, plan.steady_seconds, profile_to) if profile_to else None
+        profiler = start_profiler(pid, plan.steady_seconds, profile) if profile else None
         await asyncio.sleep(plan.steady_seconds)  # the measurement window itself
-        if profiler is not None:
+        if profile is not None and profiler is not None:
             await asyncio.to_thread(profiler.wait)
-            progress(f"[{label}] profile of the steady window: {profile_to}")
+            progress(f"[{label}] py-spy profile of the steady window: {profile.cpu_stacks}")
         cpu_end = CpuSample(time.monotonic(), cpu_seconds(pid))
         requests_end = await sim.requests_total()
         writes_end = await kube.apiserver_writes(OPERATOR_WRITTEN_RESOURCES)
@@ -402,21 +447,56 @@ async def measure_operator(
         changes_detected=detected,
         writes_per_change=len(detection_writes) / len(changes) if changes else float("nan"),
         load_during=load_during,
+        convergence_cpu_operator=convergence_cpu["operator"],
+        convergence_cpu_apiserver=convergence_cpu["apiserver"],
+        convergence_cpu_etcd=convergence_cpu["etcd"],
+        convergence_cpu_benchmark=convergence_cpu["benchmark"],
     )
     return figures, watches
 
 
-def start_profiler(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
-    """py-spy (`pip install py-spy`) sampling the operator, as collapsed stacks.
+def _pid_from(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
-    It samples without pausing the process (`--nonblocking`), so the figures of a
-    profiled run stay close to those of an unprofiled one; still, judge figures
-    from runs without a profile.
+
+def _cpu_or_nan(pid: int | None) -> float:
+    if pid is None:
+        return math.nan
+    try:
+        return cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
+def snapshot_memory(pid: int, profile: Profile, watches: int, label: str, progress: Any) -> None:
+    """tracemalloc snapshot of the converged operator, and its report (`memprofile`)."""
+    rss = memory_kib(pid, "VmRSS") / 1024
+    progress(f"[{label}] tracemalloc snapshot of the operator (RSS {rss:.1f} MiB)")
+    if not memprofile.request_snapshot(pid, profile.snapshot):
+        progress(f"[{label}] no tracemalloc snapshot came; see the operator log")
+        return
+    memprofile.write_report(
+        profile.snapshot, profile.memory_report, watches=watches, rss_mib=rss, label=label
+    )
+    progress(f"[{label}] memory report: {profile.memory_report}")
+
+
+def start_profiler(pid: int, seconds: float, profile: Profile) -> subprocess.Popen[bytes] | None:
+    """py-spy (`pip install py-spy`; only for profiling, not a project dependency)
+    sampling the operator, as collapsed stacks; None when it is not installed.
+
+    It samples without pausing the process (`--nonblocking`); tracemalloc (also on
+    with `--profile`) slows the operator, so judge figures from runs without one.
     """
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        return None
     argv = [
         py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-        "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(output),
+        "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(profile.cpu_stacks),
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -1,10 +1,13 @@
-"""Pure statistics of the benchmark: percentiles and poll-interval drift."""
+"""Pure statistics of the benchmark: percentiles, poll-interval drift, and the
+spread (min / median / max) of a figure over repeated runs."""
 
 from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -49,3 +52,43 @@ def requests_between(
 ) -> int:
     """How many requests were made in [since, until], over every cluster."""
     return sum(1 for times in timestamps.values() for t in times if since <= t <= until)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The minimum, median and maximum of one figure over repeated runs."""
+
+    low: float
+    median: float
+    high: float
+
+    def as_json(self) -> dict[str, float]:
+        return {"min": self.low, "median": self.median, "max": self.high}
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """Min / median / max of `values`, NaN ignored (all NaN when none is a number).
+
+    The median of an even count is the mean of the two middle values, as
+    `statistics.median` has it.
+    """
+    numbers = [v for v in values if not math.isnan(v)]
+    if not numbers:
+        return Spread(math.nan, math.nan, math.nan)
+    return Spread(min(numbers), statistics.median(numbers), max(numbers))
+
+
+def spreads(runs: Sequence[Mapping[str, object]]) -> dict[str, Spread]:
+    """Per numeric key (bools excepted) present in every run: its spread over the runs."""
+    if not runs:
+        return {}
+    keys = [
+        key
+        for key, value in runs[0].items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    return {
+        key: spread([float(run[key]) for run in runs])  # type: ignore[arg-type]
+        for key in keys
+        if all(isinstance(run.get(key), int | float) for run in runs)
+    }

@@ -189,6 +189,22 @@ async def wake_on_change(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -
     kopf's thread pool for every watch event of every object (a thread hop each),
     and would set the loop's asyncio.Event from another thread, which is unsafe.
     """
+    forget_managed_fields(body)
     loop: PollLoop | None = memo.get("loops", {}).get(uid)
     if loop is not None:
         loop.notice(body)
+
+
+def forget_managed_fields(body: kopf.Body) -> None:
+    """Drop `metadata.managedFields` from the body kopf keeps for the object.
+
+    kopf holds the newest body of every object for as long as it exists (the
+    daemon's live view, replaced by each watch event; this handler sees every
+    event, before the daemon does). Server-side apply's field ownership is read
+    by nothing here or in kopf, yet as Python objects it is about a third of a
+    body: 6-10 KB per watch (docs/PERFORMANCE.md). `body["metadata"]` is kopf's
+    own parsed dict, so this frees it for good, until the next event.
+    """
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)

@@ -171,6 +171,7 @@ class PollLoop:
         self._wall_clock = wall_clock
         self._wake = asyncio.Event()
         self._slept_the_whole_time = False  # set by `_sleep`
+        self._stop_watch: asyncio.Future[None] | None = None  # see `_sleep`
         self._force_credentials_refresh = False
         self._last_forced_poll: float | None = None  # clock() of the last poll-now served
         self._deferred_poll_now: asyncio.TimerHandle | None = None
@@ -269,6 +270,11 @@ class PollLoop:
             return
         if version == self._written_version:
             self._written_version_seen = True
+            # Our own write coming back: keep kopf's copy of the status (it keeps
+            # the body anyway) rather than a second one from the PATCH answer.
+            status = body.get("status")
+            if isinstance(status, dict) and status == self._stored_status:
+                self._stored_status = status
         elif self._written_version is None or self._written_version_seen:
             # Watch events come in order: each one is newer than what the loop
             # started from, and after our write's own, newer than our write.
@@ -278,21 +284,28 @@ class PollLoop:
                 self._last_seen = None
 
     async def _sleep(self, seconds: float, stopped: StopSignal) -> None:
-        """Sleep; sets `_slept_the_whole_time` unless woken early or stopped."""
+        """Sleep; sets `_slept_the_whole_time` unless woken early or stopped.
+
+        One waiter on the wake-up flag under a deadline, rather than a task per
+        sleep for each of the flag and the stop signal: the stop signal sets the
+        same flag, from one task per loop (`_wake_when_stopped`). Thousands of
+        loops sleep at any moment; the tasks and their cancellation were a
+        visible share of a poll's CPU and memory (docs/PERFORMANCE.md).
+        """
         self._slept_the_whole_time = False
-        if seconds <= 0 or self._wake.is_set():
+        if seconds <= 0 or self._wake.is_set() or stopped:
             return
-        wake = asyncio.ensure_future(self._wake.wait())
-        stop = asyncio.ensure_future(stopped.wait())
-        timeout = None if math.isinf(seconds) else seconds
+        if self._stop_watch is None:
+            self._stop_watch = asyncio.ensure_future(self._wake_when_stopped(stopped))
         try:
-            done, _ = await asyncio.wait(
-                {wake, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            wake.cancel()
-            stop.cancel()
-        self._slept_the_whole_time = not done
+            async with asyncio.timeout(None if math.isinf(seconds) else seconds):
+                await self._wake.wait()
+        except TimeoutError:
+            self._slept_the_whole_time = True
+
+    async def _wake_when_stopped(self, stopped: StopSignal) -> None:
+        await stopped.wait()
+        self._wake.set()
 
     # ------------------------------------------------------------ the loop
 
@@ -300,6 +313,14 @@ class PollLoop:
         self._stored_status = _as_dict(self._body.get("status"))
         if self._stored_status:  # metrics right after a restart, before any write
             self._services.observer.status_written(self.namespace, self.name, self._stored_status)
+        try:
+            await self._run(stopped)
+        finally:
+            if self._stop_watch is not None:
+                self._stop_watch.cancel()
+                self._stop_watch = None
+
+    async def _run(self, stopped: StopSignal) -> None:
         await self._sleep(self._initial_delay(), stopped)
         started = self._clock()
         while not stopped:

@@ -17,8 +17,11 @@ raw body, then compare `signature` with `hmac.compare_digest`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +38,13 @@ EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
 def format_sdk_date(moment: datetime | None = None) -> str:
     """The `X-Sdk-Date` value for `moment` (default: now), always in UTC."""
     moment = moment or datetime.now(UTC)
-    return moment.astimezone(UTC).strftime(DATE_FORMAT)
+    # Formatted once per second: the polls of one tick of the poll grid share it.
+    return _sdk_date_of(math.floor(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=4)
+def _sdk_date_of(epoch_second: int) -> str:
+    return time.strftime(DATE_FORMAT, time.gmtime(epoch_second))
 
 
 def _encode(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -426,3 +427,41 @@ async def test_unreadable_fields_are_logged_once_per_poll_and_counted(
     assert sample("cceupgradewatch_dropped_fields_total", {"field": "startTimeStamp"}) == 4
     assert sample("cceupgradewatch_dropped_fields_total", {"field": "critical"}) == 2
     assert cce.tenants == ["ns", "ns"]  # the client shares its slots by namespace
+
+
+async def test_the_watch_s_copy_of_our_own_write_replaces_the_loop_s() -> None:
+    # Memory: one copy of the status per object (kopf keeps the body anyway), and
+    # with it nothing changes: the next unchanged poll writes nothing.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    obj = body()
+    loop, _ = make_loop(obj, cce, writer, secrets)
+    await loop.poll_once()
+    delivered = {
+        **obj,
+        "metadata": {**obj["metadata"], "resourceVersion": str(writer.version)},
+        "status": json.loads(json.dumps(writer.status)),  # parsed anew, as a watch event is
+    }
+    loop.notice(delivered)
+    assert loop._stored_status is delivered["status"]
+    await loop.poll_once()
+    assert len(writer.patches) == 1
+
+
+async def test_a_sleeping_loop_holds_one_helper_task_and_stops_at_once() -> None:
+    # Thousands of loops sleep at any moment: each holds its own task and one
+    # helper that turns the stop signal into a wake-up, not a task per waiter.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, _ = make_loop(body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets)
+    stop = StopFlag()
+    before = asyncio.all_tasks()
+    task = asyncio.create_task(loop.run(stop))
+    await calls_reach(cce, 1)
+    await asyncio.sleep(0.01)  # let the loop reach its sleep
+    assert len(asyncio.all_tasks() - before) == 2  # the loop and its stop watcher
+    stop.event.set()
+    async with asyncio.timeout(1):
+        await task
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == before  # the watcher is gone with the loop
