@@ -12,19 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cce_upgrade_watch.cli import main
-from cce_upgrade_watch.simulator import (
-    DEMO_ACCESS_KEY,
-    DEMO_CLUSTER_ID,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
-    ManualClock,
-    SimulatorServer,
-    SimulatorThread,
-)
+from tests.support.lifecyclecheck import check, lifecycle_simulator
 from tests.unit.shipping._support import CRD_FILE
 
-START = 1_700_000_000.0
 SECTIONS = ("preCheck", "nextUpgrade", "versions", "lastBackupTime")
 JSON_TYPES = {
     "string": str,
@@ -39,15 +29,8 @@ JSON_TYPES = {
 def check_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> dict[str, Any]:
-    monkeypatch.setenv("CLOUD_SDK_AK", DEMO_ACCESS_KEY)
-    monkeypatch.setenv("CLOUD_SDK_SK", DEMO_SECRET_KEY)
-    for name in ("CLOUD_SDK_SECURITY_TOKEN", "CCE_AUTH_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    with SimulatorThread(SimulatorServer("lifecycle", clock=ManualClock(START))) as sim:
-        code = main(
-            ["check", "--endpoint", sim.url, "--project-id", DEMO_PROJECT_ID,
-             "--cluster-id", DEMO_CLUSTER_ID, "-o", "json"]
-        )  # fmt: skip
+    for sim in lifecycle_simulator(monkeypatch):
+        code = check(sim, "-o", "json")
     assert code == 0
     document: dict[str, Any] = json.loads(capsys.readouterr().out)
     return document

@@ -10,37 +10,18 @@ from typing import Any
 
 import pytest
 
-from cce_upgrade_watch.cli import main
 from cce_upgrade_watch.simulator import (
-    DEMO_ACCESS_KEY,
     DEMO_CLUSTER_ID,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
-    ManualClock,
-    SimulatorServer,
     SimulatorThread,
 )
 from cce_upgrade_watch.simulator.faults import FaultKind
 from cce_upgrade_watch.simulator.lifecycle import DEPRECATED_API_URL, NODE_NAME
-
-START = 1_700_000_000.0
+from tests.support.lifecyclecheck import check, lifecycle_simulator
 
 
 @pytest.fixture
 def simulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimulatorThread]:
-    monkeypatch.setenv("CLOUD_SDK_AK", DEMO_ACCESS_KEY)
-    monkeypatch.setenv("CLOUD_SDK_SK", DEMO_SECRET_KEY)
-    for name in ("CLOUD_SDK_SECURITY_TOKEN", "CCE_AUTH_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    with SimulatorThread(SimulatorServer("lifecycle", clock=ManualClock(START))) as sim:
-        yield sim
-
-
-def check(sim: SimulatorThread, *extra: str) -> int:
-    return main(
-        ["check", "--endpoint", sim.url, "--project-id", DEMO_PROJECT_ID,
-         "--cluster-id", DEMO_CLUSTER_ID, *extra]
-    )  # fmt: skip
+    yield from lifecycle_simulator(monkeypatch)
 
 
 def fault(sim: SimulatorThread, api: str, status: int, code: str | None = None) -> None:
