@@ -215,6 +215,32 @@ def grant(plane: ControlPlane, namespace: str, user: str, rules: list[dict[str, 
     plane.apply(json.dumps(binding))
 
 
+def wait_until_enforced(plane: ControlPlane, user: str, manifest: dict[str, Any]) -> None:
+    """Wait until the API server has loaded the admission policy: it refuses `user`'s
+    `manifest`. Probed with server-side dry runs, which pass admission but store
+    nothing: a real apply admitted before the policy was loaded would create the
+    object, and every later apply of the same manifest would change nothing and
+    never reach admission again."""
+
+    def refused_dry_run() -> bool:
+        result = plane.kubectl(
+            "apply",
+            f"--as={user}",
+            "--dry-run=server",
+            "-f",
+            "-",
+            stdin=json.dumps(manifest),
+            check=False,
+        )
+        return result.returncode != 0 and "ValidatingAdmissionPolicy" in result.stderr
+
+    wait_until(
+        refused_dry_run,
+        timeout=60,
+        message=f"the admission policy never refused {user}'s watch",
+    )
+
+
 WATCH_RIGHTS = {
     "apiGroups": ["cce.upgradewatch.io"],
     "resources": ["cceupgradewatches"],
@@ -247,13 +273,10 @@ def test_a_watch_may_name_only_a_secret_its_author_may_read(
         result = apply_as(user, manifest)
         return result.stderr if result.returncode != 0 else None
 
-    # The policy is enforced once the API server has loaded it.
     watch = world.watch_manifest("stolen", cluster)
-    message = wait_until(
-        lambda: refused("mallory", watch),
-        timeout=60,
-        message="the admission policy never refused mallory's watch",
-    )
+    wait_until_enforced(plane, "mallory", watch)
+    message = refused("mallory", watch)
+    assert message is not None
     measured("refusal", message.strip())
     assert "ValidatingAdmissionPolicy 'cce-upgrade-watch-secret-access'" in message
     assert f'you may not get Secret "{SECRET_NAME}" in namespace "{ns}"' in message
@@ -314,11 +337,9 @@ def test_a_watch_may_use_only_a_service_account_its_author_may_mint_tokens_for(
         )
         return result.stderr if result.returncode != 0 else None
 
-    message = wait_until(
-        lambda: refused("mallory", watch),
-        timeout=60,
-        message="the admission policy never refused mallory's keyless watch",
-    )
+    wait_until_enforced(plane, "mallory", watch)
+    message = refused("mallory", watch)
+    assert message is not None
     measured("refusal", message.strip())
     assert f'you may not create tokens for ServiceAccount "watcher" in namespace "{ns}"' in (
         message
