@@ -23,6 +23,10 @@ class OperatorConfig:
     secret_cache_ttl: float = 300.0
     #: CCE requests in flight at once, across all watches.
     cce_max_in_flight: int = 32
+    #: Polls in flight at once (`scheduler.py`): more than the CCE requests, so
+    #: the CCE client always has polls of every namespace to share its slots
+    #: between, while others write status or create Events.
+    max_concurrent_polls: int = 128
     cce_max_attempts: int = 3
     #: Seconds to wait for each CCE answer (connecting waits at most 5); also the
     #: overall deadline of one attempt, reading included.

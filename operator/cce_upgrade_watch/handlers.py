@@ -1,17 +1,20 @@
-"""kopf registration only: start-up settings, one poll loop per object, wake-ups.
+"""kopf registration only: start-up settings, the shared scheduler, watch events.
 
 Importing this module registers the handlers with kopf's default registry;
 `commands/run.py` imports it just before starting kopf. The operator's shared
-services (CCE client, Kubernetes client, credentials cache) are created in the
-start-up handler and handed to every loop through kopf's `memo`.
+services (CCE client, Kubernetes client, credentials cache) and the poll
+scheduler (`scheduler.py`) are created in the start-up handler and kept in
+kopf's `memo`; watch events add, wake and remove the objects' poll loops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, Protocol
 
 import httpx
 import kopf
@@ -27,6 +30,7 @@ from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_clien
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
+from cce_upgrade_watch.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +42,22 @@ FULL_COLLECTION_THRESHOLD = 100
 @kopf.on.startup()
 async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
+    paused = kopf_pause_toggles()
+    if paused is None and not settings.peering.standalone:
+        raise kopf.PermanentError(
+            "cannot follow kopf's pauses (peering) in this kopf version: a paused "
+            "replica would keep polling; run without --peering, or with kopf 1.45"
+        )
     tune_garbage_collector()
     logging.getLogger("kopf.objects").addFilter(QuietWakeups())
     settings.posting.reporting_component = REPORTING_COMPONENT
     settings.posting.event_name_prefix = "cce-upgrade-watch-"
-    # kopf's own bookkeeping goes into annotations under our prefix, never into
-    # `.status`, which belongs to the CRD's contract.
+    # Only raw-event handlers: kopf adds no finalizer and stores no state. Earlier
+    # versions ran a daemon per object, for which kopf put FINALIZER on each; with
+    # it named here, kopf removes it from every object on its first event (kopf's
+    # `process_resource_causes`: no handler requires it, yet it is there), so
+    # their objects can be deleted. Any bookkeeping would go into annotations
+    # under our prefix, never into `.status`, which belongs to the CRD's contract.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -61,8 +75,8 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         kill_after_events=int(kill_after) if kill_after.isdigit() else None,
     )
     memo.kube = kube
-    memo.loops = {}
-    metrics.watch_count(lambda: len(memo.loops))
+    scheduler = Scheduler(max_in_flight=config.max_concurrent_polls)
+    memo.scheduler = scheduler
     memo.services = Services(
         config=config,
         cce=CceClient(
@@ -79,6 +93,12 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
         observer=metrics,
         identities=make_identities(config, kube),
     )
+    memo.paused = paused
+    if paused is not None:
+        memo.pause_follower = asyncio.create_task(stop_while_paused(paused, memo))
+    scheduler.start()
+    memo.loops = {}
+    metrics.watch_count(lambda: len(memo.loops))
 
 
 def make_identities(config: OperatorConfig, kube: KubeApi) -> Identities:
@@ -122,8 +142,50 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
 
 
+class PauseToggles(Protocol):
+    """kopf's `operator_paused` (an `aiotoggles.ToggleSet`): on while paused."""
+
+    def is_on(self) -> bool: ...
+
+    def wait_for(self, value: bool) -> Awaitable[None]: ...
+
+
+#: The kopf root task that holds `operator_paused` (kopf 1.45, `spawn_tasks`).
+KOPF_PAUSE_HOLDER = "daemon killer"
+
+
+def kopf_pause_toggles() -> PauseToggles | None:
+    """kopf's pause flag, which it hands to its own tasks but not to handlers.
+
+    When a peer of higher priority is alive, kopf pauses: it closes its watch
+    streams and stops the daemons, never telling raw-event handlers. The
+    scheduler must stop polling then, or two replicas would poll. kopf 1.45's
+    root task "daemon killer" (`daemons.daemon_killer`, run by `aiotasks.guard`)
+    holds the flag as an argument; read it from there (read only). None: not
+    found (another kopf version): start-up refuses peering then.
+    """
+    for task in asyncio.all_tasks():
+        if task.get_name() != KOPF_PAUSE_HOLDER:
+            continue
+        guard = getattr(task.get_coro(), "cr_frame", None)
+        killer = guard.f_locals.get("coro") if guard is not None else None
+        frame = getattr(killer, "cr_frame", None)
+        paused = frame.f_locals.get("operator_paused") if frame is not None else None
+        if callable(getattr(paused, "is_on", None)) and callable(getattr(paused, "wait_for", None)):
+            return paused
+    return None
+
+
 @kopf.on.cleanup()
 async def stop_services(memo: kopf.Memo, **_: Any) -> None:
+    follower: asyncio.Task[None] | None = memo.get("pause_follower")
+    if follower is not None:
+        follower.cancel()
+    scheduler: Scheduler | None = memo.get("scheduler")
+    if scheduler is not None:
+        # As kopf stopped the daemons: polls in flight may end for 5 s, then are
+        # cancelled; a poll stuck after that is abandoned 10 s later.
+        await scheduler.stop(grace=5.0, abandon_after=10.0)
     services: Services | None = memo.get("services")
     if services is not None:
         await services.cce.aclose()
@@ -134,43 +196,90 @@ async def stop_services(memo: kopf.Memo, **_: Any) -> None:
         kube.close()
 
 
-# The loop exits by itself when its stop flag is set (it sleeps on that flag);
-# only a poll stuck in a request is cancelled, after the backoff.
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)
-async def poll(
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def follow_watch_events(
+    type: str | None,  # kopf's name for the watch event's type
     body: kopf.Body,
     uid: str,
-    namespace: str | None,
-    name: str,
-    stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """The object's poll loop, for as long as the object exists."""
+    """Every watch event of every object: the only thing kopf does for them.
 
+    The first event of an object (the listing at start-up or after a resume,
+    ADDED, or any other of a uid not seen yet) hands it to the scheduler; later
+    ones wake it early on a spec change or poll-now (`PollLoop.notice`); DELETED,
+    or a deletion under way, removes it. No daemon, so kopf needs no finalizer,
+    keeps no task and no body per object (docs/PERFORMANCE.md).
+
+    A coroutine, so it runs on the event loop: a plain function would be sent to
+    kopf's thread pool for every watch event of every object (a thread hop each),
+    and would touch the scheduler from another thread, which is unsafe.
+    """
+    loops: dict[str, PollLoop] | None = memo.get("loops")
+    if loops is None:  # start-up did not finish
+        return
+    forget_managed_fields(body)
+    meta = body.get("metadata") or {}
+    paused = memo.get("paused")
+    if type == "DELETED" or meta.get("deletionTimestamp") or (paused and paused.is_on()):
+        # kopf stopped a daemon in each of these cases too; while paused (a peer
+        # of higher priority works) an event that sneaked through starts nothing.
+        stop_polling(memo, [uid])
+        return
+    loop = loops.get(uid)
+    if loop is not None:
+        loop.notice(body)
+        return
+    scheduler: Scheduler = memo.scheduler
     kube: KubeApi = memo.kube
+    # The Event's involved object: the name and uid never change; holding the
+    # first body for it would keep a second body per object alive.
+    involved = {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid")}}
 
     async def post_event(event: Event) -> None:
         # Created now, before the status write, under a deterministic name (not
         # queued with kopf.event, which posts later and may lose it): events.py.
-        await kube.create_event(body, event)
+        await kube.create_event(involved, event)
 
-    loop = PollLoop(body, memo.services, post_event)
-    memo.loops[uid] = loop
-    try:
-        await loop.run(stopped)
-    finally:
+    loop = PollLoop(body, memo.services, post_event, wake=lambda: scheduler.wake(uid))
+    loops[uid] = loop
+    scheduler.add(uid, loop, tenant=loop.namespace)
+
+
+def stop_polling(memo: kopf.Memo, uids: Iterable[str]) -> None:
+    """Remove the watches from the scheduler (a poll in flight ends, and is not
+    followed by another: a status write to a deleted object finds it gone), and
+    drop what only they used."""
+    loops: dict[str, PollLoop] = memo.loops
+    scheduler: Scheduler = memo.scheduler
+    gone = [(uid, loop) for uid in uids if (loop := loops.pop(uid, None)) is not None]
+    if not gone:
+        return
+    for uid, loop in gone:
+        scheduler.remove(uid)
         loop.cancel_deferred()
-        memo.loops.pop(uid, None)
-        memo.metrics.forget(namespace or "", name)
-        # The watch is gone (or no longer ours): its credentials go too, unless
-        # another live watch names the same Secret.
-        in_use = {key for other in memo.loops.values() if (key := other.credentials_key)}
-        memo.services.credentials.retain(in_use)
-        if memo.services.identities is not None:
-            memo.services.identities.retain(
-                set().union(*(other.identity_keys for other in memo.loops.values()))
-            )
+        memo.metrics.forget(loop.namespace, loop.name)
+    # The watches are gone (or no longer ours): their credentials go too, unless
+    # another live watch names the same Secret.
+    services: Services = memo.services
+    in_use = {key for other in loops.values() if (key := other.credentials_key)}
+    services.credentials.retain(in_use)
+    if services.identities is not None:
+        services.identities.retain(set().union(*(other.identity_keys for other in loops.values())))
+
+
+async def stop_while_paused(paused: PauseToggles, memo: kopf.Memo) -> None:
+    """kopf pauses (peering: a peer of higher priority is alive) by closing its
+    watch streams, and used to stop every daemon; stop every poll the same way.
+    On resume kopf lists the objects again, and each one's first event hands it
+    back to the scheduler (`follow_watch_events`)."""
+    while True:
+        await paused.wait_for(True)
+        logger.info("paused (peering): stopping the polls of %d watches", len(memo.loops))
+        stop_polling(memo, list(memo.loops))
+        await paused.wait_for(False)
+        logger.info("resumed (peering): watches come back with kopf's listing")
 
 
 class QuietWakeups(logging.Filter):
@@ -178,32 +287,17 @@ class QuietWakeups(logging.Filter):
     every object, which says nothing. Drop those lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Handler 'wake_on_change'")
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def wake_on_change(body: kopf.Body, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    """Raw watch events cost no API write: use them to wake a loop early.
-
-    A coroutine, so it runs on the event loop: a plain function would be sent to
-    kopf's thread pool for every watch event of every object (a thread hop each),
-    and would set the loop's asyncio.Event from another thread, which is unsafe.
-    """
-    forget_managed_fields(body)
-    loop: PollLoop | None = memo.get("loops", {}).get(uid)
-    if loop is not None:
-        loop.notice(body)
+        return not str(record.msg).startswith("Handler 'follow_watch_events'")
 
 
 def forget_managed_fields(body: kopf.Body) -> None:
-    """Drop `metadata.managedFields` from the body kopf keeps for the object.
+    """Drop `metadata.managedFields` from a watch event's body.
 
-    kopf holds the newest body of every object for as long as it exists (the
-    daemon's live view, replaced by each watch event; this handler sees every
-    event, before the daemon does). Server-side apply's field ownership is read
-    by nothing here or in kopf, yet as Python objects it is about a third of a
-    body: 6-10 KB per watch (docs/PERFORMANCE.md). `body["metadata"]` is kopf's
-    own parsed dict, so this frees it for good, until the next event.
+    The poll loop keeps the newest body of its object for as long as it exists
+    (`PollLoop.notice`). Server-side apply's field ownership is read by nothing
+    here or in kopf, yet as Python objects it is about a third of a body: 6-10 KB
+    per watch (docs/PERFORMANCE.md). `body["metadata"]` is kopf's parsed dict of
+    the event, so this frees it for good.
     """
     meta = body.get("metadata")
     if isinstance(meta, dict):

@@ -1,8 +1,10 @@
-"""The poll loop of one CceUpgradeWatch: fetch, reconcile, write on change, sleep.
+"""The poll loop of one CceUpgradeWatch: fetch, reconcile, write on change.
 
 This is the I/O shell around the pure core in `reconcile.py`. It knows nothing
-of kopf: `handlers.py` hands it the live object body, a way to create Events and
-a stop signal. One loop runs per object; they share the CCE client (and its
+of kopf: `handlers.py` hands it the object's body (and each newer one, through
+`notice`), a way to create Events and the scheduler's wake-up. One loop object
+exists per watch and keeps its state between polls; `scheduler.py` runs its
+`poll_once` when due and sleeps for it. The loops share the CCE client (and its
 concurrency limit), the Kubernetes client and the credentials cache.
 
 Order of writes, for Events exactly once (see `events.py`): every Event of a
@@ -16,7 +18,7 @@ Around the workflow list, the read-only lifecycle calls (pre-check, plans,
 window, versions, backups): after a successful workflow list, the loop's
 `LifecycleSchedule` says which are due, `lifecycle_fetch.py` makes only those
 with the same credentials, and the core gets their answers with the workflows.
-They never fail a poll. The loop sleeps no longer than until the next
+They never fail a poll. The next poll is due no later than the next
 time-driven lifecycle transition (`time_transitions`, e.g. `UpgradeSoon` at its
 lead time) or the next periodic lifecycle call, and runs the core once such a
 moment has passed even when the cloud's answers did not change.
@@ -27,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -77,8 +78,6 @@ logger = logging.getLogger(__name__)
 
 #: How soon a poll whose status write failed is tried again.
 WRITE_RETRY_SECONDS = 10.0
-#: Polls wake on whole multiples of this (monotonic clock), see `_on_poll_grid`.
-POLL_GRID_SECONDS = 1.0
 #: At most one forced poll (poll-now annotation) per object in this many seconds:
 #: each re-reads the Secret and calls the cloud, so annotating in a loop must not
 #: hammer either. A request inside the window is served when the window ends.
@@ -108,14 +107,6 @@ class StatusRejected(Exception):
 #: Creates one Event (sync or async); raises when it could not be delivered and
 #: a retry may help. AlreadyExists must count as delivered.
 EventPoster = Callable[[Event], Awaitable[None] | None]
-
-
-class StopSignal(Protocol):
-    """What kopf's `stopped` flag offers a daemon."""
-
-    def __bool__(self) -> bool: ...
-
-    def wait(self) -> Awaitable[object]: ...
 
 
 class PollObserver(Protocol):
@@ -163,15 +154,14 @@ class PollLoop:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
-        self._body = body  # kopf's live view: always the newest version seen by the watch
+        self._body = body  # the newest version the watch delivered (see `notice`)
         self._services = services
         self._post_event = post_event
         self._clock = clock
         self._wall_clock = wall_clock
-        self._wake = asyncio.Event()
-        self._slept_the_whole_time = False  # set by `_sleep`
-        self._stop_watch: asyncio.Future[None] | None = None  # see `_sleep`
+        self._wake = wake  # the scheduler's: poll at once (again, if polling)
         self._force_credentials_refresh = False
         self._last_forced_poll: float | None = None  # clock() of the last poll-now served
         self._deferred_poll_now: asyncio.TimerHandle | None = None
@@ -213,14 +203,16 @@ class PollLoop:
     # ------------------------------------------------------------ waking up
 
     def notice(self, body: Mapping[str, Any]) -> None:
-        """Called for every watch event of the object: wake the loop on a spec change
-        or a new poll-now annotation; take a status newer than our last write as
-        the base of the next diff (someone else edited it: the next poll corrects
-        it); ignore everything else (our own status writes)."""
+        """Called for every watch event of the object: keep its body (the next poll
+        reads metadata and spec from it); wake the loop on a spec change or a new
+        poll-now annotation; take a status newer than our last write as the base of
+        the next diff (someone else edited it: the next poll corrects it); ignore
+        everything else (our own status writes)."""
         meta = body.get("metadata", {})
+        self._body = body
         self._adopt_newer_status(body)
         if meta.get("generation") != self._seen_generation:
-            self._wake.set()
+            self._wake()
         elif _poll_now(meta) != self._seen_poll_now and self._deferred_poll_now is None:
             wait = self._forced_poll_wait()
             if wait <= 0:
@@ -240,7 +232,7 @@ class PollLoop:
         self._last_forced_poll = self._clock()
         self._force_credentials_refresh = True
         self._refresh_lifecycle = True
-        self._wake.set()
+        self._wake()
 
     def cancel_deferred(self) -> None:
         """Drop a poll-now waiting for its window (the object is gone)."""
@@ -270,8 +262,8 @@ class PollLoop:
             return
         if version == self._written_version:
             self._written_version_seen = True
-            # Our own write coming back: keep kopf's copy of the status (it keeps
-            # the body anyway) rather than a second one from the PATCH answer.
+            # Our own write coming back: keep the body's copy of the status (the
+            # loop keeps the body anyway) rather than a second one from the PATCH answer.
             status = body.get("status")
             if isinstance(status, dict) and status == self._stored_status:
                 self._stored_status = status
@@ -283,67 +275,24 @@ class PollLoop:
                 self._stored_status = status
                 self._last_seen = None
 
-    async def _sleep(self, seconds: float, stopped: StopSignal) -> None:
-        """Sleep; sets `_slept_the_whole_time` unless woken early or stopped.
+    # ------------------------------------------------------------ the schedule
 
-        One waiter on the wake-up flag under a deadline, rather than a task per
-        sleep for each of the flag and the stop signal: the stop signal sets the
-        same flag, from one task per loop (`_wake_when_stopped`). Thousands of
-        loops sleep at any moment; the tasks and their cancellation were a
-        visible share of a poll's CPU and memory (docs/PERFORMANCE.md).
-        """
-        self._slept_the_whole_time = False
-        if seconds <= 0 or self._wake.is_set() or stopped:
-            return
-        if self._stop_watch is None:
-            self._stop_watch = asyncio.ensure_future(self._wake_when_stopped(stopped))
-        try:
-            async with asyncio.timeout(None if math.isinf(seconds) else seconds):
-                await self._wake.wait()
-        except TimeoutError:
-            self._slept_the_whole_time = True
-
-    async def _wake_when_stopped(self, stopped: StopSignal) -> None:
-        await stopped.wait()
-        self._wake.set()
-
-    # ------------------------------------------------------------ the loop
-
-    async def run(self, stopped: StopSignal) -> None:
+    def start(self) -> float:
+        """Called once when the scheduler takes the watch: the seconds to wait before
+        the first poll. Spreads polls out after a restart; polls a new object at once
+        (a new one has no conditions yet, only the CRD's default `observedGeneration: 0`)."""
         self._stored_status = _as_dict(self._body.get("status"))
         if self._stored_status:  # metrics right after a restart, before any write
             self._services.observer.status_written(self.namespace, self.name, self._stored_status)
-        try:
-            await self._run(stopped)
-        finally:
-            if self._stop_watch is not None:
-                self._stop_watch.cancel()
-                self._stop_watch = None
-
-    async def _run(self, stopped: StopSignal) -> None:
-        await self._sleep(self._initial_delay(), stopped)
-        started = self._clock()
-        while not stopped:
-            self._wake.clear()
-            interval = await self.poll_once()
-            # Deadline from the poll's start, so the schedule does not drift by the
-            # time the poll itself took; but a Retry-After counts from the answer
-            # that carried it, the end of the poll: never ask again sooner. Then up
-            # to the next whole tick of the poll grid (never sooner either), so
-            # polls due about the same time run in one wake-up of the event loop.
-            wake_at = _on_poll_grid(max(started + interval, self._clock() + self._retry_after))
-            self._slept_the_whole_time = False
-            await self._sleep(wake_at - self._clock(), stopped)
-            # A poll that started on its tick counts from the tick, not from when
-            # the event loop got to it: the schedule keeps to the grid, no drift.
-            started = wake_at if self._slept_the_whole_time else self._clock()
-
-    def _initial_delay(self) -> float:
-        """Spread polls out after a restart; poll a new object at once (a new one
-        has no conditions yet, only the CRD's default `observedGeneration: 0`)."""
         if not (self._stored_status or {}).get("conditions"):
             return 0.0
         return random.uniform(0, self._services.config.max_initial_delay)
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds the CCE API asked to wait (Retry-After) at the last poll; the
+        scheduler counts them from the poll's end."""
+        return self._retry_after
 
     async def poll_once(self) -> float:
         """One poll; returns the seconds to wait before the next one. Never raises
@@ -428,8 +377,8 @@ class PollLoop:
 
     def _capped(self, interval: float) -> float:
         """`interval`, or less when a time-driven lifecycle transition or a periodic
-        lifecycle call falls due sooner. Counted, as the loop counts intervals,
-        from the poll's start; the loop then wakes on the next tick of the poll
+        lifecycle call falls due sooner. Counted, as the scheduler counts intervals,
+        from the poll's start; the scheduler then starts it on the next tick of the poll
         grid, so such a moment is acted on within about one tick."""
         started = self._poll_started_at
         if started is None:
@@ -679,19 +628,6 @@ def _as_key_credentials(secret: str, credentials: CloudCredentials) -> KeyCreden
     return KeyCredentials(
         credentials.access_key, credentials.secret_key, credentials.security_token
     )
-
-
-def _on_poll_grid(moment: float) -> float:
-    """`moment` rounded up to the poll grid (infinity stays infinity).
-
-    Waking the event loop for one poll costs CPython more than the poll's own
-    work when caches are cold: a thousand watches polled each at its own moment
-    cost ~2 ms of CPU per poll, the same polls run a few at a time on a 1 s grid
-    ~0.8 ms (docs/PERFORMANCE.md). A poll may come up to a tick late, never early.
-    """
-    if math.isinf(moment):
-        return moment
-    return math.ceil(moment / POLL_GRID_SECONDS) * POLL_GRID_SECONDS
 
 
 def _poll_now(meta: Mapping[str, Any]) -> str | None:

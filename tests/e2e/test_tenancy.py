@@ -293,12 +293,14 @@ def test_a_watch_may_name_only_a_secret_its_author_may_read(
     # ... and Alice may not name a Secret she cannot read.
     other = world.watch_manifest("mine", cluster, credentialsSecretRef={"name": "someone-elses"})
     assert 'you may not get Secret "someone-elses"' in (refused("alice", other) or "")
-    # Metadata-only changes pass: the operator's finalizer and annotations, a poll-now.
+    # Metadata-only changes pass: annotations, a poll-now (and an older version's
+    # finalizer, which this one removes).
     annotate = plane.kubectl(
         "-n", ns, "annotate", "cuw", "mine", "--as=mallory", "example.com/note=1", check=False
     )
     assert annotate.returncode == 0, annotate.stderr
-    assert world.get("mine")["metadata"]["finalizers"] == ["cce.upgradewatch.io/finalizer"]
+    assert world.get("mine")["metadata"]["annotations"]["example.com/note"] == "1"
+    assert "finalizers" not in world.get("mine")["metadata"]  # no daemon: kopf adds none
 
 
 TOKEN_RIGHTS = {

@@ -21,15 +21,24 @@ from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.durations import parse_duration
 
 
-def positive_bytes(text: str) -> int:
-    """A byte count for `--cce-max-response-bytes`: a whole number from 1 KiB up."""
+def _whole_number(text: str, minimum: int, unit: str = "") -> int:
+    of = f" of {unit}" if unit else ""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of bytes: {text!r}") from None
-    if value < 1024:
-        raise argparse.ArgumentTypeError("must be at least 1024 bytes")
+        raise argparse.ArgumentTypeError(f"not a whole number{of}: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}{' ' + unit if unit else ''}")
     return value
+
+
+def positive_bytes(text: str) -> int:
+    """A byte count for `--cce-max-response-bytes`: a whole number from 1 KiB up."""
+    return _whole_number(text, 1024, "bytes")
+
+
+def _at_least_one(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def _host_patterns(text: str) -> list[str]:
@@ -120,6 +129,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=32,
         metavar="N",
         help="CCE API requests in flight at once, across all watches (default 32)",
+    )
+    parser.add_argument(
+        "--max-concurrent-polls",
+        type=_at_least_one,
+        default=128,
+        metavar="N",
+        help="polls in flight at once, across all watches (default 128); due polls "
+        "beyond it wait, taking turns by namespace",
     )
     parser.add_argument(
         "--cce-attempts",
@@ -306,6 +323,7 @@ def execute(args: argparse.Namespace) -> int:
         max_initial_delay=args.max_initial_delay.total_seconds(),
         secret_cache_ttl=args.secret_cache_ttl.total_seconds(),
         cce_max_in_flight=args.cce_concurrency,
+        max_concurrent_polls=args.max_concurrent_polls,
         cce_max_attempts=args.cce_attempts,
         cce_timeout=args.cce_timeout.total_seconds(),
         cce_max_response_bytes=args.cce_max_response_bytes,

@@ -20,10 +20,10 @@ from tests.unit.operator.test_pollloop import (
     FakeCce,
     FakeSecrets,
     FakeWriter,
-    StopFlag,
     body,
     calls_reach,
     make_loop,
+    scheduled,
 )
 
 ANNOTATION = "cce.upgradewatch.io/poll-now"
@@ -63,16 +63,10 @@ async def running() -> AsyncIterator[Running]:
     loop, _ = make_loop(obj, cce, FakeWriter(), secrets)
     clock = Clock()
     loop._clock = clock
-    stop = StopFlag()
-    task = asyncio.create_task(loop.run(stop))
-    try:
+    async with scheduled(loop):
         state = Running(loop, cce, secrets, obj, clock)
         await state.polls(1)
         yield state
-    finally:
-        loop.cancel_deferred()
-        stop.event.set()
-        await asyncio.wait_for(task, 5)
 
 
 async def test_poll_now_at_most_once_per_window() -> None:

@@ -7,7 +7,8 @@ import base64
 import copy
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, PollLoop, Services, StatusRejected
+from cce_upgrade_watch.scheduler import Scheduler
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 CLUSTER = "b4b9e60f-8aa2-11ee-af09-0255ac10004f"
@@ -354,16 +356,18 @@ async def test_suspended_watch_does_not_poll() -> None:
     assert writer.patches == [{"observedGeneration": 1}]
 
 
-class StopFlag:
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def __bool__(self) -> bool:
-        return self.event.is_set()
-
-    async def wait(self) -> object:
-        await self.event.wait()
-        return True
+@asynccontextmanager
+async def scheduled(loop: PollLoop) -> AsyncIterator[Scheduler]:
+    """The loop run by a scheduler's timer on the real clock, as the operator runs it."""
+    scheduler = Scheduler()
+    loop._wake = lambda: scheduler.wake("w")
+    scheduler.add("w", loop, tenant=loop.namespace)
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        loop.cancel_deferred()
+        await scheduler.stop(grace=1.0)
 
 
 async def test_spec_change_and_poll_now_wake_the_loop() -> None:
@@ -371,26 +375,38 @@ async def test_spec_change_and_poll_now_wake_the_loop() -> None:
     cce.answers = [RUNNING]
     obj = body(pollInterval="1h", activePollInterval="1h")
     loop, _ = make_loop(obj, cce, writer, secrets)
-    stop = StopFlag()
-    task = asyncio.create_task(loop.run(stop))
+    async with scheduled(loop):
 
-    async def polls(count: int) -> None:
-        await calls_reach(cce, count)
+        async def polls(count: int) -> None:
+            await calls_reach(cce, count)
 
-    await polls(1)
-    loop.notice(obj)  # our own status write coming back: no wake-up
-    await asyncio.sleep(0.05)  # an observation window: no poll may happen in it
+        await polls(1)
+        loop.notice(obj)  # our own status write coming back: no wake-up
+        await asyncio.sleep(0.05)  # an observation window: no poll may happen in it
+        assert len(cce.calls) == 1
+        obj = copy.deepcopy(obj)  # a new body, as each watch event brings
+        obj["metadata"]["generation"] = 2
+        loop.notice(obj)
+        await polls(2)
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["annotations"]["cce.upgradewatch.io/poll-now"] = "1"
+        loop.notice(obj)
+        await polls(3)
+        assert secrets.reads == 2  # poll-now also re-reads the Secret
+
+
+async def test_the_loop_reads_the_newest_body_it_was_given() -> None:
+    # No live body from kopf any more: the body of the last watch event is the one
+    # the next poll reads its spec and generation from.
+    cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
+    cce.answers = [RUNNING]
+    loop, _ = make_loop(body(), cce, writer, secrets)
+    await loop.poll_once()
+    newer = body(generation=2, suspend=True)
+    loop.notice(newer)
+    assert await loop.poll_once() == float("inf")
+    assert writer.patches[-1]["observedGeneration"] == 2
     assert len(cce.calls) == 1
-    obj["metadata"]["generation"] = 2
-    loop.notice(obj)
-    await polls(2)
-    obj["metadata"]["annotations"]["cce.upgradewatch.io/poll-now"] = "1"
-    loop.notice(obj)
-    await polls(3)
-    assert secrets.reads == 2  # poll-now also re-reads the Secret
-    stop.event.set()
-    async with asyncio.timeout(5):
-        await task
 
 
 # -- informational fields dropped, and the namespace as the client's tenant ---------
@@ -448,20 +464,16 @@ async def test_the_watch_s_copy_of_our_own_write_replaces_the_loop_s() -> None:
     assert len(writer.patches) == 1
 
 
-async def test_a_sleeping_loop_holds_one_helper_task_and_stops_at_once() -> None:
-    # Thousands of loops sleep at any moment: each holds its own task and one
-    # helper that turns the stop signal into a wake-up, not a task per waiter.
+async def test_a_sleeping_loop_holds_no_task_and_stops_at_once() -> None:
+    # Thousands of loops sleep at any moment: none holds a task while it sleeps,
+    # only the scheduler's one timer runs.
     cce, writer, secrets = FakeCce(), FakeWriter(), FakeSecrets()
     cce.answers = [RUNNING]
     loop, _ = make_loop(body(pollInterval="1h", activePollInterval="1h"), cce, writer, secrets)
-    stop = StopFlag()
     before = asyncio.all_tasks()
-    task = asyncio.create_task(loop.run(stop))
-    await calls_reach(cce, 1)
-    await asyncio.sleep(0.01)  # let the loop reach its sleep
-    assert len(asyncio.all_tasks() - before) == 2  # the loop and its stop watcher
-    stop.event.set()
-    async with asyncio.timeout(1):
-        await task
-    await asyncio.sleep(0)
-    assert asyncio.all_tasks() == before  # the watcher is gone with the loop
+    async with asyncio.timeout(1), scheduled(loop) as scheduler:
+        await calls_reach(cce, 1)
+        await scheduler.join()
+        assert scheduler.next_due("w") is not None  # asleep, due in an hour
+        assert len(asyncio.all_tasks() - before) == 1  # the timer only
+    assert asyncio.all_tasks() == before  # stopped at once, nothing left behind

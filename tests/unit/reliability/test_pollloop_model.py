@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.pollloop import PollLoop, Services
+from cce_upgrade_watch.scheduler import Scheduler
 
 TASKS = ("PreCheck", "Snapshot", "Cluster", "PostCheck")
 PROGRESSION = ("Init", "Queuing", "Running", "Success")
@@ -113,20 +115,6 @@ async def read_secret(namespace: str, name: str) -> Mapping[str, str]:
 _TASK_EVENT = re.compile(r"(?P<task>\w+): (?P<before>\S+) -> (?P<after>\S+)$")
 _PHASE_EVENT = re.compile(r"(?P<before>\S+) -> (?P<after>\S+) \(")
 _DISCOVERED = re.compile(r", phase (?P<phase>\S+)$")
-
-
-class OnePoll:
-    """kopf's stop flag, set once the loop has polled once."""
-
-    def __init__(self) -> None:
-        self.checks = 0
-
-    def __bool__(self) -> bool:
-        self.checks += 1
-        return self.checks > 1
-
-    async def wait(self) -> object:
-        return True
 
 
 class PollLoopMachine(RuleBasedStateMachine):
@@ -258,17 +246,21 @@ class PollLoopMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ a poll
 
     def _run_one_poll(self) -> float:
-        """One turn of `PollLoop.run`: returns how long it then sleeps."""
-        delays: list[float] = []
-
-        async def sleep(seconds: float, stopped: Any) -> None:
-            delays.append(seconds)
-
-        self.loop._sleep = sleep  # type: ignore[method-assign]
+        """The scheduler takes the loop (from the stored status, as after a restart)
+        and runs one poll at once: returns how long until the next one is due."""
         self.body["status"] = dict(self.api.status)  # as kopf's watch delivers it
-        asyncio.run(self.loop.run(OnePoll()))
-        assert len(delays) == 2  # the initial delay, then the one after the poll
-        return delays[1]
+        scheduler = Scheduler(clock=lambda: self.cce.clock)
+
+        async def one_poll() -> float:
+            scheduler.add("w", self.loop, tenant="ns")
+            scheduler.wake("w")  # not after the initial delay: now
+            scheduler.start_due()
+            assert scheduler.in_flight == 1
+            await scheduler.join()
+            due = scheduler.next_due("w")
+            return math.inf if due is None else due - self.cce.clock
+
+        return asyncio.run(one_poll())
 
     @rule(seconds=st.integers(1, 600), duration=st.floats(0, 60))
     def poll(self, seconds: int, duration: float) -> None:
