@@ -222,7 +222,11 @@ async def follow_watch_events(
     forget_managed_fields(body)
     meta = body.get("metadata") or {}
     paused = memo.get("paused")
-    if type == "DELETED" or meta.get("deletionTimestamp") or (paused and paused.is_on()):
+    if (
+        type == "DELETED"
+        or meta.get("deletionTimestamp")
+        or (paused is not None and paused.is_on())
+    ):
         # kopf stopped a daemon in each of these cases too; while paused (a peer
         # of higher priority works) an event that sneaked through starts nothing.
         stop_polling(memo, [uid])
@@ -284,10 +288,12 @@ async def stop_while_paused(paused: PauseToggles, memo: kopf.Memo) -> None:
 
 class QuietWakeups(logging.Filter):
     """kopf logs every raw-event handler call at INFO: one line per watch event of
-    every object, which says nothing. Drop those lines."""
+    every object, which says nothing. Drop those lines (not its failures)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Handler 'follow_watch_events'")
+        return record.levelno > logging.INFO or not str(record.msg).startswith(
+            "Handler 'follow_watch_events'"
+        )
 
 
 def forget_managed_fields(body: kopf.Body) -> None:

@@ -1,8 +1,8 @@
 """The few Kubernetes calls the operator makes beyond kopf: read a Secret, create an
 Event, patch status.
 
-kopf applies a daemon's `patch` only when the daemon exits, so a long-running
-poll loop writes its status itself. The official client is synchronous; its
+The poll loops run outside kopf's handlers (`scheduler.py`), so they write
+their status themselves. The official client is synchronous; its
 calls run in a small thread pool of their own so a slow API server cannot
 starve the event loop's default executor.
 """

@@ -144,7 +144,7 @@ class Services:
 
 
 class PollLoop:
-    """Polls one object until stopped. Wake it early with `notice(body)`."""
+    """One object's polls, run by the scheduler; `notice(body)` for each watch event."""
 
     def __init__(
         self,

@@ -141,6 +141,17 @@ def min_gap(world: World, cluster: str) -> float:
     return min(later - earlier for earlier, later in itertools.pairwise(times))
 
 
+def peer(
+    plane: PrivateControlPlane,
+    replicas: list[OperatorProcess],
+    log: Path,
+    priority: int,
+) -> OperatorProcess:
+    """A replica in the peering, with a short lifetime."""
+    peering = ("--peering", PEERING, "--peering-lifetime", f"{LIFETIME}s")
+    return start_replica(plane, replicas, log, *peering, "--priority", str(priority))
+
+
 def requests_sent(replica: OperatorProcess) -> float:
     return metric_total(replica, "cce_api_requests_total")
 
@@ -149,9 +160,8 @@ def requests_sent(replica: OperatorProcess) -> float:
 def test_peering_one_replica_polls_and_the_other_takes_over(
     world: World, plane: PrivateControlPlane, replicas: list[OperatorProcess], tmp_path: Path
 ) -> None:
-    peering = ("--peering", PEERING, "--peering-lifetime", f"{LIFETIME}s")
-    active = start_replica(plane, replicas, tmp_path / "a.log", *peering, "--priority", "100")
-    standby = start_replica(plane, replicas, tmp_path / "b.log", *peering, "--priority", "50")
+    active = peer(plane, replicas, tmp_path / "a.log", 100)
+    standby = peer(plane, replicas, tmp_path / "b.log", 50)
     clusters = running_watches(world, WATCHES)
     all_synced(world, list(clusters))
     wait_for_polls(world, clusters, 3, timeout=40)
@@ -198,6 +208,34 @@ def test_peering_one_replica_polls_and_the_other_takes_over(
         f"peering failover, lifetime {LIFETIME}s, {WATCHES} watches",
         {"first_poll_after_kill_s": round(first_takeover, 1), "all_polled_s": round(all_polled, 1)},
     )
+
+
+@pytest.mark.slow
+def test_a_working_replica_stops_polling_when_a_peer_of_higher_priority_joins(
+    world: World, plane: PrivateControlPlane, replicas: list[OperatorProcess], tmp_path: Path
+) -> None:
+    # kopf pauses the working replica (it closes its watch streams) but tells its
+    # raw-event handlers nothing: the shared scheduler must stop every poll, as
+    # kopf stopped every daemon, and the newcomer does all the polling.
+    first = peer(plane, replicas, tmp_path / "a.log", 50)
+    clusters = running_watches(world, WATCHES)
+    all_synced(world, list(clusters))
+    assert metric_total(first, "cceupgradewatch_watches") == WATCHES
+    higher = peer(plane, replicas, tmp_path / "b.log", 100)
+    wait_until(
+        lambda: metric_total(first, "cceupgradewatch_watches") == 0,
+        timeout=LIFETIME + 30,
+        message=lambda: f"the paused replica still polls:\n{first.log()[-3000:]}",
+    )
+    wait_until(
+        lambda: metric_total(higher, "cceupgradewatch_watches") == WATCHES,
+        timeout=LIFETIME + 30,
+        message="the replica of higher priority never took the watches",
+    )
+    sent = requests_sent(first)
+    wait_for_polls(world, clusters, 2, timeout=40)  # everything still polled ...
+    assert requests_sent(first) == sent  # ... by the newcomer alone
+    assert all(min_gap(world, cluster) > 4.5 for cluster in clusters.values())
 
 
 def test_sharding_by_label_splits_the_watches(

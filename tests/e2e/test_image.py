@@ -168,7 +168,7 @@ def test_image_runs_the_operator_as_the_deployment_does(
     assert 'cceupgradewatch_polls_total{result="success"}' in metrics
     assert DEMO_PROJECT_ID not in container.log(), "nothing from the spec is logged verbatim"
 
-    # The watch is deleted while the operator runs: its finalizer goes away.
+    # The watch is deleted while the operator runs (no finalizer holds it).
     world.kubectl("delete", "cuw", "prod", "--timeout=60s")
 
     grace = float(pod_spec()["terminationGracePeriodSeconds"])

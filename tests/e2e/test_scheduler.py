@@ -29,12 +29,12 @@ def phase_series(world: World, name: str) -> list[dict[str, str]]:
 
 
 def old_running_watch(world: World, name: str, *finalizers: str) -> str:
-    """A watch of a cluster mid-upgrade, created with `finalizers` as an older
-    version left them; returns the cluster."""
+    """A watch of a cluster with an upgrade ahead (Init), created with `finalizers`
+    as an older version left them; returns the cluster."""
     cluster = world.sim.add_cluster(version="v1.28.3-r0")
     world.sim.start_workflow(cluster, TIMELINE)
     world.create_secret()
-    manifest = world.watch_manifest(name, cluster, activePollInterval="5s", pollInterval="5s")
+    manifest = world.watch_manifest(name, cluster, activePollInterval="5s")
     manifest["metadata"]["finalizers"] = list(finalizers)
     world.plane.apply(json.dumps(manifest))
     return cluster
@@ -73,7 +73,7 @@ def test_an_older_version_s_finalizer_is_removed_and_the_watch_can_be_deleted(
 ) -> None:
     cluster = old_running_watch(world, "legacy", FINALIZER)
     wait_finalizers(world, "legacy", None)
-    world.wait_status("legacy", phase="Running")
+    world.wait_status("legacy", phase="Init")
     deleted = world.kubectl("delete", "cuw", "legacy", "--timeout=30s", check=False)
     assert deleted.returncode == 0, deleted.stderr
     assert_polled_no_more(world, "legacy", cluster)
@@ -84,7 +84,7 @@ def test_a_watch_whose_deletion_is_held_by_another_finalizer_is_polled_no_more(
 ) -> None:
     cluster = old_running_watch(world, "held", FINALIZER, OTHER)
     wait_finalizers(world, "held", [OTHER])  # only ours goes
-    world.wait_status("held", phase="Running")
+    world.wait_status("held", phase="Init")
     wait_for_requests(world.sim, cluster, request_count(world.sim, cluster) + 1)  # polled
     world.kubectl("delete", "cuw", "held", "--wait=false")
     assert_polled_no_more(world, "held", cluster)

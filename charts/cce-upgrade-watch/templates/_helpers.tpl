@@ -40,8 +40,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* The rules on the watched objects and their Events (Secrets: rbac.secretAccess). */}}
 {{- define "cce-upgrade-watch.objectRules" -}}
-# The watched objects: kopf lists and watches them and patches their metadata
-# (its finalizer and annotations); the operator writes .status only.
+# The watched objects: kopf lists and watches them; patch only removes, once, the
+# finalizer an older version left (this one adds none); the operator writes .status.
 - apiGroups: [cce.upgradewatch.io]
   resources: [cceupgradewatches]
   verbs: [get, list, watch, patch]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any
 
 import kopf
 
 from cce_upgrade_watch.events import Event
-from cce_upgrade_watch.handlers import follow_watch_events, kopf_pause_toggles
+from cce_upgrade_watch.handlers import QuietWakeups, follow_watch_events, kopf_pause_toggles
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop
 from cce_upgrade_watch.scheduler import Scheduler
@@ -38,6 +39,9 @@ class Paused:
 
     def is_on(self) -> bool:
         return self.on
+
+    def __bool__(self) -> bool:
+        raise NotImplementedError  # as kopf's ToggleSet: no truth value
 
 
 def make_memo(paused: Paused | None = None) -> tuple[kopf.Memo, FakeCce]:
@@ -156,3 +160,15 @@ async def test_kopf_s_pause_flag_is_found_where_kopf_1_45_keeps_it() -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_kopf_s_line_per_event_is_dropped_but_not_a_failure() -> None:
+    quiet = QuietWakeups()
+
+    def record(level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", level, __file__, 1, message, None, None)
+
+    assert not quiet.filter(record(logging.INFO, "Handler 'follow_watch_events' succeeded."))
+    failed = "Handler 'follow_watch_events' failed with an exception and will ignore it: E"
+    assert quiet.filter(record(logging.ERROR, failed))
+    assert quiet.filter(record(logging.INFO, "Handler 'other' succeeded."))
