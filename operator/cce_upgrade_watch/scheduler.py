@@ -20,9 +20,11 @@ Timing, as each watch's own loop had it:
   restart); a delay of 0 polls at once.
 
 At most one poll per watch runs at a time, and at most `max_in_flight` in all;
-due polls waiting for a free place start in turns by tenant (namespace), so a
-namespace with many due watches cannot hold back another's: the CCE client then
-shares its request slots fairly between the polls in flight the same way.
+due polls waiting for a free place start in turns by tenant (namespace), and
+while more than one tenant has watches none holds more than half the places, so
+a namespace with many due (or hanging) polls cannot hold back another's: the CCE
+client then shares its request slots between the polls in flight by the same
+rule.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -90,6 +92,8 @@ class Scheduler:
     _heap: list[tuple[float, int, str]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
     _ready: dict[str, deque[_Watch]] = field(default_factory=dict)  # by tenant, in turn
+    _tenant_watches: Counter[str] = field(default_factory=Counter)
+    _tenant_polls: Counter[str] = field(default_factory=Counter)  # in flight
     _polls: set[asyncio.Task[None]] = field(default_factory=set)
     _poke: asyncio.Event = field(default_factory=asyncio.Event)
     _timer_at: float = math.inf  # when the timer task wakes next
@@ -125,6 +129,7 @@ class Scheduler:
             return
         watch = _Watch(uid, target, tenant)
         self._watches[uid] = watch
+        self._tenant_watches[tenant] += 1
         delay = target.start()
         if delay <= 0:
             self._make_ready(watch, None)
@@ -154,6 +159,9 @@ class Scheduler:
             return None
         watch.removed = True
         watch.seq = None
+        self._tenant_watches[watch.tenant] -= 1
+        if not self._tenant_watches[watch.tenant]:
+            del self._tenant_watches[watch.tenant]
         return watch.target
 
     def _push(self, watch: _Watch, due: float) -> None:
@@ -189,9 +197,18 @@ class Scheduler:
             if watch is not None and watch.seq == seq:
                 watch.seq = None
                 self._make_ready(watch, due)
-        while self._ready and len(self._polls) < self.max_in_flight:
+        share = self.max_in_flight
+        if len(self._tenant_watches) > 1:
+            share = max(1, share // 2)
+        passed = 0  # tenants in a row that had their share already
+        while self._ready and len(self._polls) < self.max_in_flight and passed < len(self._ready):
             tenant = next(iter(self._ready))
             queue = self._ready.pop(tenant)
+            if self._tenant_polls[tenant] >= share:
+                self._ready[tenant] = queue  # waits for one of its own polls to end
+                passed += 1
+                continue
+            passed = 0
             watch = queue.popleft()
             if queue:
                 self._ready[tenant] = queue  # to the end of the line: the next tenant's turn
@@ -204,6 +221,7 @@ class Scheduler:
         watch.polling = True
         watch.again = False  # a wake-up before the start is served by this poll
         started = watch.tick if watch.tick is not None else self.clock()
+        self._tenant_polls[watch.tenant] += 1
         task = asyncio.create_task(self._poll(watch, started))
         self._polls.add(task)
         task.add_done_callback(self._poll_done)
@@ -221,6 +239,7 @@ class Scheduler:
             interval = FAILED_POLL_RETRY_SECONDS
         finally:
             watch.polling = False
+            self._tenant_polls[watch.tenant] -= 1
         if watch.removed:
             return
         if watch.again:

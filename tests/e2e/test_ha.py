@@ -220,7 +220,13 @@ def test_a_working_replica_stops_polling_when_a_peer_of_higher_priority_joins(
     first = peer(plane, replicas, tmp_path / "a.log", 50)
     clusters = running_watches(world, WATCHES)
     all_synced(world, list(clusters))
-    assert metric_total(first, "cceupgradewatch_watches") == WATCHES
+    # Every watch on the plane (earlier tests of this module leave theirs).
+    everyone = len(plane.kubectl_json("get", "cuw", "-A")["items"])
+    wait_until(
+        lambda: metric_total(first, "cceupgradewatch_watches") == everyone,
+        timeout=30,
+        message="the first replica does not poll every watch",
+    )
     higher = peer(plane, replicas, tmp_path / "b.log", 100)
     wait_until(
         lambda: metric_total(first, "cceupgradewatch_watches") == 0,
@@ -228,14 +234,15 @@ def test_a_working_replica_stops_polling_when_a_peer_of_higher_priority_joins(
         message=lambda: f"the paused replica still polls:\n{first.log()[-3000:]}",
     )
     wait_until(
-        lambda: metric_total(higher, "cceupgradewatch_watches") == WATCHES,
+        lambda: metric_total(higher, "cceupgradewatch_watches") == everyone,
         timeout=LIFETIME + 30,
         message="the replica of higher priority never took the watches",
     )
     sent = requests_sent(first)
     wait_for_polls(world, clusters, 2, timeout=40)  # everything still polled ...
     assert requests_sent(first) == sent  # ... by the newcomer alone
-    assert all(min_gap(world, cluster) > 4.5 for cluster in clusters.values())
+    # (No gap check here: the newcomer polls each watch at once, --max-initial-delay
+    # 0s, right after the paused replica's last poll, as any takeover does.)
 
 
 def test_sharding_by_label_splits_the_watches(

@@ -210,6 +210,38 @@ async def test_polls_in_flight_are_bounded_and_taken_in_turns_by_namespace() -> 
     await scheduler.join()
 
 
+async def test_a_namespace_holds_at_most_half_the_places_while_another_has_watches() -> None:
+    # Hanging polls of one namespace (a dead endpoint) cannot take every place:
+    # the other namespace's poll starts when due, as the CCE client's slots rule.
+    clock = Clock(100.0)
+    scheduler = Scheduler(max_in_flight=4, clock=clock)
+    alone = [Target(clock) for _ in range(6)]
+    for index, target in enumerate(alone):
+        target.hold()
+        scheduler.add(f"a{index}", target, tenant="a")
+    scheduler.start_due()
+    await until(lambda: sum(1 for t in alone if t.starts) == 4)  # alone: every place
+    other = Target(clock, delay=5.0)
+    scheduler.add("b0", other, tenant="b")
+    for target in alone:
+        if target._gate is not None:
+            target.release()
+    await scheduler.join()
+    for index, target in enumerate(alone):
+        target.hold()
+        scheduler.wake(f"a{index}")
+    scheduler.start_due()
+    await until(lambda: sum(len(t.starts) for t in alone) == 6)
+    assert scheduler.in_flight == 2  # half the places, though four a's wait
+    clock.now = 105.0
+    scheduler.start_due()
+    await until(lambda: other.ends == 1)  # b's poll was not held back by a's queue
+    for target in alone:
+        if target._gate is not None:
+            target.release()
+    await scheduler.join()
+
+
 async def test_the_first_polls_are_spread_on_the_grid() -> None:
     clock = Clock(100.0)
     scheduler = Scheduler(clock=clock)
