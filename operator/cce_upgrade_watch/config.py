@@ -27,6 +27,9 @@ class OperatorConfig:
     #: the CCE client always has polls of every namespace to share its slots
     #: between, while others write status or create Events.
     max_concurrent_polls: int = 128
+    #: How often the watches are listed to stop the polls of objects deleted
+    #: without an event reaching the operator (`resync.py`); 0: never.
+    resync_interval: float = 3600.0
     cce_max_attempts: int = 3
     #: Seconds to wait for each CCE answer (connecting waits at most 5); also the
     #: overall deadline of one attempt, reading included.

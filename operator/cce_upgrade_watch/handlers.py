@@ -30,6 +30,7 @@ from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_clien
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.resource import FINALIZER, GROUP, KOPF_PREFIX, PLURAL, VERSION
+from cce_upgrade_watch.resync import KnownLoop, resync_forever
 from cce_upgrade_watch.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     scheduler.start()
     memo.loops = {}
     metrics.watch_count(lambda: len(memo.loops))
+    memo.resync = asyncio.create_task(
+        resync_forever(
+            config.resync_interval,
+            lambda: known_loops(memo),
+            kube.list_watch_uids,
+            lambda uids: stop_polling(memo, uids),
+        ),
+        name="resync",
+    )
 
 
 def make_identities(config: OperatorConfig, kube: KubeApi) -> Identities:
@@ -178,9 +188,10 @@ def kopf_pause_toggles() -> PauseToggles | None:
 
 @kopf.on.cleanup()
 async def stop_services(memo: kopf.Memo, **_: Any) -> None:
-    follower: asyncio.Task[None] | None = memo.get("pause_follower")
-    if follower is not None:
-        follower.cancel()
+    for name in ("pause_follower", "resync"):
+        task: asyncio.Task[None] | None = memo.get(name)
+        if task is not None:
+            task.cancel()
     scheduler: Scheduler | None = memo.get("scheduler")
     if scheduler is not None:
         # As kopf stopped the daemons: polls in flight may end for 5 s, then are
@@ -249,6 +260,11 @@ async def follow_watch_events(
     loop = PollLoop(body, memo.services, post_event, wake=lambda: scheduler.wake(uid))
     loops[uid] = loop
     scheduler.add(uid, loop, tenant=loop.namespace)
+
+
+def known_loops(memo: kopf.Memo) -> dict[str, KnownLoop]:
+    loops: dict[str, PollLoop] = memo.loops
+    return {uid: KnownLoop(loop.namespace, loop.added_at) for uid, loop in loops.items()}
 
 
 def stop_polling(memo: kopf.Memo, uids: Iterable[str]) -> None:

@@ -202,6 +202,30 @@ class KubeApi:
             logger.warning("%s reached: killing the operator (test only)", KILL_AFTER_EVENTS_ENV)
             os.kill(os.getpid(), signal.SIGKILL)
 
+    async def list_watch_uids(self, namespace: str, page_size: int = 100) -> set[str]:
+        """The uids of the CceUpgradeWatches in `namespace`, listed in pages (one
+        page of bodies in memory at a time) from one consistent snapshot."""
+        uids: set[str] = set()
+        token: str | None = None
+        while True:
+            page = await self._run(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                limit=page_size,
+                **({"_continue": token} if token else {}),
+            )
+            for item in page.get("items") or ():
+                uid = (item.get("metadata") or {}).get("uid")
+                if uid:
+                    uids.add(str(uid))
+            token = (page.get("metadata") or {}).get("continue") or None
+            del page
+            if token is None:
+                return uids
+
     async def patch_status(
         self, namespace: str, name: str, status_patch: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:

@@ -169,6 +169,7 @@ class PollLoop:
         meta = body.get("metadata", {})
         self.namespace: str = meta.get("namespace", "")
         self.name: str = meta.get("name", "")
+        self.added_at = clock()  # first sight of the object (resync.py)
         # What the object looked like at the last poll, to notice what changed since.
         self._seen_generation: int | None = None
         self._seen_poll_now: str | None = None

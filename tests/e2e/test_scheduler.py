@@ -1,6 +1,7 @@
 """One shared scheduler, no daemon per object (docs/PERFORMANCE.md): watches carry
 no finalizer, a finalizer left by an older version is removed so the object can be
-deleted, and a deleted watch (or one whose deletion is under way) is polled no more.
+deleted, and a deleted watch (or one whose deletion is under way) is polled no more,
+even when its DELETED event never reached the operator (the resync).
 
 Real control plane, real simulator process, real operator process, kubectl.
 """
@@ -9,8 +10,17 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
-from tests.support.reliability import metric_samples, request_count, wait_for_requests
+from tests.support.controlplane import ControlPlane
+from tests.support.operatorprocess import OperatorProcess
+from tests.support.reliability import (
+    metric_samples,
+    request_count,
+    wait_for_requests,
+    world_through_proxy,
+)
+from tests.support.simulator import SimulatorControl
 from tests.support.waiting import wait_until
 from tests.support.world import World
 
@@ -91,3 +101,31 @@ def test_a_watch_whose_deletion_is_held_by_another_finalizer_is_polled_no_more(
     assert world.get("held")["metadata"].get("deletionTimestamp")  # still there, held
     world.kubectl("patch", "cuw", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     wait_until(lambda: world.kubectl("get", "cuw", "held", check=False).returncode != 0, timeout=30)
+
+
+def test_a_deletion_whose_event_never_came_is_found_by_the_resync(
+    control_plane: ControlPlane,
+    simulator: SimulatorControl,
+    operator: OperatorProcess,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Without a finalizer, an object deleted while the operator's watch had to list
+    again ("410 Gone") leaves no event: the proxy leaves the DELETED event out, and
+    the resync's listing must stop the polls."""
+    args = ("-A", "--max-initial-delay=0s", "--resync-interval=3s")
+    with world_through_proxy(control_plane, simulator, operator, namespace, tmp_path, args) as (
+        world,
+        proxy,
+    ):
+        cluster = old_running_watch(world, "unseen")
+        world.wait_status("unseen", phase="Init")
+        kept = old_running_watch(world, "kept")
+        world.wait_status("kept", phase="Init")
+        proxy.hide_deletions(namespace)
+        world.kubectl("delete", "cuw", "unseen", "--timeout=30s")
+        assert_polled_no_more(world, "unseen", cluster)
+        assert "resync: 1 watch(es) in " + namespace in world.operator.log()
+        # The other watch of the namespace is still polled.
+        wait_for_requests(world.sim, kept, request_count(world.sim, kept) + 1)
+        assert "Traceback" not in world.operator.log(), world.operator.log()[-3000:]

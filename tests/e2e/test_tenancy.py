@@ -26,9 +26,8 @@ from typing import Any
 import pytest
 
 from tests.support.controlplane import REPO_ROOT, ControlPlane, KubectlError
-from tests.support.kubeproxy import FaultyKubeProxy
 from tests.support.operatorprocess import OperatorProcess
-from tests.support.reliability import measured, request_count, swapped_operator
+from tests.support.reliability import measured, request_count, swapped_operator, world_through_proxy
 from tests.support.simulator import SimulatorControl
 from tests.support.waiting import wait_until
 from tests.support.world import SECRET_NAME, World
@@ -368,39 +367,35 @@ def test_a_secret_read_the_api_server_fails_is_api_unavailable(
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    proxy = FaultyKubeProxy(control_plane.operator_kubeconfig)
-    proxy.start()
-    try:
-        kubeconfig = proxy.write_kubeconfig(tmp_path / "via-proxy.kubeconfig")
-        # A Secret cache of 0 s: every poll reads the Secret, as after a TTL expiry.
-        args = ("-A", "--max-initial-delay=0s", "--secret-cache-ttl=0s")
-        with swapped_operator(operator, kubeconfig, tmp_path / "operator.log", args) as faulty:
-            world = World(control_plane, simulator, faulty, namespace)
-            world.create_secret()
-            cluster = simulator.add_cluster()
-            world.create_watch("flaky", cluster, pollInterval="1h", activePollInterval="5s")
-            world.wait_condition("flaky", "Synced", "True")
-            polls_before = request_count(simulator, cluster)
+    # A Secret cache of 0 s: every poll reads the Secret, as after a TTL expiry.
+    args = ("-A", "--max-initial-delay=0s", "--secret-cache-ttl=0s")
+    with world_through_proxy(control_plane, simulator, operator, namespace, tmp_path, args) as (
+        world,
+        proxy,
+    ):
+        world.create_secret()
+        cluster = simulator.add_cluster()
+        world.create_watch("flaky", cluster, pollInterval="1h", activePollInterval="5s")
+        world.wait_condition("flaky", "Synced", "True")
+        polls_before = request_count(simulator, cluster)
 
-            proxy.fail_secret_reads(namespace, SECRET_NAME, 503)
-            world.poll_now("flaky")
-            synced = world.wait_condition("flaky", "Synced", "False", "ApiUnavailable")
-            measured("condition", synced["message"])
-            assert f"Secret '{SECRET_NAME}' in namespace '{namespace}'" in synced["message"]
-            assert "HTTP 503" in synced["message"]
-            assert world.condition("flaky", "Stalled")["status"] == "False"  # type: ignore[index]
-            # Retried at the active interval (5 s), not the idle one (1 h).
-            wait_until(
-                lambda: len(proxy.failed_at) >= 3,
-                timeout=30,
-                message=lambda: f"no retry: {len(proxy.failed_at)} failed reads",
-            )
-            gaps = [round(b - a, 1) for a, b in pairwise(proxy.failed_at)]
-            measured("seconds between failed Secret reads (activePollInterval 5s)", gaps)
-            assert all(gap < 10 for gap in gaps), gaps
-            proxy.heal()
-            world.wait_condition("flaky", "Synced", "True", timeout=30)
-            assert request_count(simulator, cluster) > polls_before
-            assert "Traceback" not in faulty.log(), faulty.log()[-3000:]
-    finally:
-        proxy.stop()
+        proxy.fail_secret_reads(namespace, SECRET_NAME, 503)
+        world.poll_now("flaky")
+        synced = world.wait_condition("flaky", "Synced", "False", "ApiUnavailable")
+        measured("condition", synced["message"])
+        assert f"Secret '{SECRET_NAME}' in namespace '{namespace}'" in synced["message"]
+        assert "HTTP 503" in synced["message"]
+        assert world.condition("flaky", "Stalled")["status"] == "False"  # type: ignore[index]
+        # Retried at the active interval (5 s), not the idle one (1 h).
+        wait_until(
+            lambda: len(proxy.failed_at) >= 3,
+            timeout=30,
+            message=lambda: f"no retry: {len(proxy.failed_at)} failed reads",
+        )
+        gaps = [round(b - a, 1) for a, b in pairwise(proxy.failed_at)]
+        measured("seconds between failed Secret reads (activePollInterval 5s)", gaps)
+        assert all(gap < 10 for gap in gaps), gaps
+        proxy.heal()
+        world.wait_condition("flaky", "Synced", "True", timeout=30)
+        assert request_count(simulator, cluster) > polls_before
+        assert "Traceback" not in world.operator.log(), world.operator.log()[-3000:]

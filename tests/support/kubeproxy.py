@@ -6,12 +6,15 @@ answers are streamed back (watches included), except the Secret reads a test
 chose to fail: those get the status code it chose and a Kubernetes `Status`
 body, as an API server in trouble (or a failing KMS plugin) answers. So a test
 can break exactly one kind of request while the rest of the API keeps working.
+It can also leave the DELETED events of one namespace out of every watch stream,
+as a client that had to list again after "410 Gone" never learns of a deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import ssl
 import threading
 import time
@@ -42,6 +45,8 @@ class FaultyKubeProxy:
         #: URL path of a Secret -> the status code its GETs answer with.
         self.failing: dict[str, int] = {}
         self.failed_at: list[float] = []  # time.monotonic() of each injected failure
+        #: Namespaces whose DELETED watch events are left out of watch streams.
+        self.hidden_deletions: set[str] = set()
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -53,8 +58,12 @@ class FaultyKubeProxy:
     def fail_secret_reads(self, namespace: str, name: str, status: int = 503) -> None:
         self.failing[f"/api/v1/namespaces/{namespace}/secrets/{name}"] = status
 
+    def hide_deletions(self, namespace: str) -> None:
+        self.hidden_deletions.add(namespace)
+
     def heal(self) -> None:
         self.failing.clear()
+        self.hidden_deletions.clear()
 
     def write_kubeconfig(self, path: Path) -> Path:
         """The source kubeconfig, pointed at this proxy."""
@@ -131,7 +140,23 @@ class FaultyKubeProxy:
                 },
             )
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            if request.query.get("watch") in ("true", "1"):
+                # A watch stream is one JSON event per line.
+                async for line in upstream.content:
+                    if not self._hidden(line):
+                        await response.write(line)
+            else:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
             await response.write_eof()
             return response
+
+    def _hidden(self, line: bytes) -> bool:
+        if not self.hidden_deletions or b'"DELETED"' not in line:
+            return False
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        namespace = (event.get("object", {}).get("metadata") or {}).get("namespace")
+        return bool(event.get("type") == "DELETED" and namespace in self.hidden_deletions)

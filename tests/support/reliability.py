@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.controlplane import LOCALCLUSTER, REPO_ROOT, ControlPlane, build_binaries
+from tests.support.kubeproxy import FaultyKubeProxy
 from tests.support.operatorprocess import OperatorProcess
 from tests.support.simulator import SimulatorControl
 from tests.support.waiting import wait_until
@@ -68,6 +69,27 @@ def swapped_operator(
     finally:
         replacement.stop()
         session_operator.start()
+
+
+@contextmanager
+def world_through_proxy(
+    plane: ControlPlane,
+    simulator: SimulatorControl,
+    session_operator: OperatorProcess,
+    namespace: str,
+    workdir: Path,
+    args: Sequence[str],
+) -> Iterator[tuple[World, FaultyKubeProxy]]:
+    """An operator started with `args` whose Kubernetes calls go through a
+    `FaultyKubeProxy` (in place of the session's operator), and its world."""
+    proxy = FaultyKubeProxy(plane.operator_kubeconfig)
+    proxy.start()
+    try:
+        kubeconfig = proxy.write_kubeconfig(workdir / "via-proxy.kubeconfig")
+        with swapped_operator(session_operator, kubeconfig, workdir / "operator.log", args) as op:
+            yield World(plane, simulator, op, namespace), proxy
+    finally:
+        proxy.stop()
 
 
 def metric_samples(operator: OperatorProcess, name: str) -> list[tuple[dict[str, str], float]]:

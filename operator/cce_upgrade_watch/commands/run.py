@@ -124,6 +124,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="reuse credentials read from a Secret this long (default 5m; a 401 re-reads)",
     )
     parser.add_argument(
+        "--resync-interval",
+        type=parse_duration,
+        default="1h",
+        metavar="DURATION",
+        help="list the watches this often and stop polling those deleted without an "
+        "event reaching the operator (default 1h; 0s: never)",
+    )
+    parser.add_argument(
         "--cce-concurrency",
         type=int,
         default=32,
@@ -324,6 +332,7 @@ def execute(args: argparse.Namespace) -> int:
         secret_cache_ttl=args.secret_cache_ttl.total_seconds(),
         cce_max_in_flight=args.cce_concurrency,
         max_concurrent_polls=args.max_concurrent_polls,
+        resync_interval=args.resync_interval.total_seconds(),
         cce_max_attempts=args.cce_attempts,
         cce_timeout=args.cce_timeout.total_seconds(),
         cce_max_response_bytes=args.cce_max_response_bytes,
