@@ -213,8 +213,11 @@ def _backup(stored: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Event
     after = parse_time(new.get("lastBackupTime"))
     before_state = _state(stored, Part.BACKUPS)
     before = parse_time(stored.get("lastBackupTime"))
-    if after is None or before_state is None:
-        return  # first read: a backup taken before the watch is no news
+    if after is None or before_state is None or before_state == PartState.UNAVAILABLE:
+        # First read, or the first since the part could not be read (which left
+        # no time stored): a backup taken before is no news, and may already
+        # have had its Event before the part became unreadable.
+        return
     if before is not None and after <= before:
         return
     yield Event(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cce_upgrade_watch.cce.lifecycle_models import PreCheckTask, parse_lifecycle
@@ -703,6 +703,16 @@ _SECTIONS: dict[Part, list[Any]] = {
 
 
 @settings(max_examples=80, deadline=None)
+# Found by CI: a backup announced, the part unreadable (403, no time stored), the
+# same backup read again: it was announced a second time.
+@example(
+    steps=[
+        (0, {Part.BACKUPS: 3}),
+        (0, {Part.BACKUPS: 1}),
+        (0, {Part.BACKUPS: 3}),
+        (0, {Part.BACKUPS: 1}),
+    ]
+)
 @given(
     st.lists(
         st.tuples(
