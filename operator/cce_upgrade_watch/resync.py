@@ -59,7 +59,13 @@ async def resync_once(
 ) -> int:
     """One pass over the namespaces that have loops; returns how many were stopped."""
     stopped = 0
-    for namespace in sorted({loop.namespace for loop in known().values()}):
+    # One snapshot for the pass: a loop added later is newer than every listing
+    # below, so it could never be taken for gone anyway; a loop stopped meanwhile
+    # is stopped again harmlessly.
+    by_namespace: dict[str, dict[str, KnownLoop]] = {}
+    for uid, loop in known().items():
+        by_namespace.setdefault(loop.namespace, {})[uid] = loop
+    for namespace, loops in sorted(by_namespace.items()):
         started = clock()
         try:
             listed = await list_uids(namespace)
@@ -68,7 +74,7 @@ async def resync_once(
         except Exception as exc:  # the API server may be down: next time
             logger.warning("resync: could not list the watches in %s: %s", namespace, exc)
             continue
-        gone = orphans(known(), namespace, listed, started)
+        gone = orphans(loops, namespace, listed, started)
         if gone:
             logger.info(
                 "resync: %d watch(es) in %s were deleted without an event reaching the "
