@@ -1,4 +1,4 @@
-"""Prometheus metrics of the operator, served by prometheus-client.
+"""Prometheus metrics of the operator (prometheus-client; served by `metrics_http`).
 
 A registry of its own (not the global one), so tests can run several operators
 in one process and the output holds only what this operator defines.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cce_upgrade_watch.cce.errors import TimestampParseError
 from cce_upgrade_watch.cce.models import Phase, TaskStatus
@@ -133,9 +133,6 @@ class OperatorMetrics:
                 self.last_backup,
             )
         }
-
-    def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (a Pod's port)
-        start_http_server(port, addr=address, registry=self.registry)
 
     def watch_count(self, count: Callable[[], int]) -> None:
         self.watches.set_function(count)

@@ -320,7 +320,7 @@ def execute(args: argparse.Namespace) -> int:
     # kopf is imported here, not at module level, so other subcommands start fast.
     import kopf
 
-    from cce_upgrade_watch import handlers
+    from cce_upgrade_watch import handlers, metrics_http
     from cce_upgrade_watch.metrics import OperatorMetrics
     from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
@@ -355,19 +355,34 @@ def execute(args: argparse.Namespace) -> int:
     if args.selector:
         settings.watching.label_selectors[GROUP, VERSION, PLURAL] = args.selector
     metrics = OperatorMetrics()
-    if args.metrics_port is not None:
-        metrics.serve(args.metrics_port, args.metrics_address)
-    del handlers  # imported for its registrations
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not args.namespaces,
-            namespaces=args.namespaces,
-            liveness_endpoint=args.liveness,
-            standalone=args.peering is None,
-            peering_name=args.peering,
-            priority=args.priority,
-            settings=settings,
-            memo=kopf.Memo(config=config, metrics=metrics),
-        )
+    # Bound now, so a port in use stops the start before anything else runs.
+    metrics_socket = (
+        None
+        if args.metrics_port is None
+        else metrics_http.bind(args.metrics_port, args.metrics_address)
     )
+    del handlers  # imported for its registrations
+
+    async def operate() -> None:
+        runner = (
+            None
+            if metrics_socket is None
+            else await metrics_http.serve(metrics.registry, metrics_socket)
+        )
+        try:
+            await kopf.operator(
+                clusterwide=not args.namespaces,
+                namespaces=args.namespaces,
+                liveness_endpoint=args.liveness,
+                standalone=args.peering is None,
+                peering_name=args.peering,
+                priority=args.priority,
+                settings=settings,
+                memo=kopf.Memo(config=config, metrics=metrics),
+            )
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    asyncio.run(operate())
     return 0
