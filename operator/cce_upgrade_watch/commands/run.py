@@ -320,7 +320,7 @@ def execute(args: argparse.Namespace) -> int:
     # kopf is imported here, not at module level, so other subcommands start fast.
     import kopf
 
-    from cce_upgrade_watch import handlers, metrics_http
+    from cce_upgrade_watch import gcpolicy, handlers, metrics_http
     from cce_upgrade_watch.metrics import OperatorMetrics
     from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
@@ -364,6 +364,8 @@ def execute(args: argparse.Namespace) -> int:
     del handlers  # imported for its registrations
 
     async def operate() -> None:
+        gcpolicy.freeze_after_full_collections()
+        refreeze = asyncio.create_task(gcpolicy.collect_frozen_every(), name="gc")
         runner = (
             None
             if metrics_socket is None
@@ -381,6 +383,7 @@ def execute(args: argparse.Namespace) -> int:
                 memo=kopf.Memo(config=config, metrics=metrics),
             )
         finally:
+            refreeze.cancel()
             if runner is not None:
                 await runner.cleanup()
 
