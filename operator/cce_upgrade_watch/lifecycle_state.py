@@ -170,6 +170,8 @@ class LifecycleSchedule:
         self._not_offered: set[Part] = set()
         #: parts answered since the start (their answer may not be stored yet)
         self._answered: set[Part] = set()
+        #: `next_due`'s answer since the last `due` or `record` (asked every poll)
+        self._next_due: tuple[datetime | None] | None = None
 
     def due(
         self,
@@ -182,6 +184,7 @@ class LifecycleSchedule:
         as `cce.ordering.current_first` returns them; None when the workflow poll
         failed: only what is due by time, no trigger) and the stored status."""
         now = _utc(now)
+        self._next_due = None
         stored = stored_status if isinstance(stored_status, Mapping) else {}
         watched = _watched(spec)
         if _stored_watched(stored) not in (None, watched):
@@ -230,6 +233,7 @@ class LifecycleSchedule:
         """Note what the calls of this poll said (after `due`): sets each asked
         part's next time. A part asked but left out of `answers` stays due."""
         now = _utc(now)
+        self._next_due = None
         spec = self._spec
         if spec is None:
             return
@@ -255,9 +259,11 @@ class LifecycleSchedule:
         will); the poll loop may cap its sleep at it."""
         if self._spec is None:
             return None
-        enabled = enabled_parts(self._spec)
-        times = [at for part, at in self._due_at.items() if part in enabled]
-        return min(times, default=None)
+        if self._next_due is None:
+            enabled = enabled_parts(self._spec)
+            times = [at for part, at in self._due_at.items() if part in enabled]
+            self._next_due = (min(times, default=None),)
+        return self._next_due[0]
 
     def _start(self, spec: WatchSpec, stored: Mapping[str, Any], now: datetime) -> None:
         """First call (a new object, a restart, another cluster): parts the stored

@@ -21,6 +21,7 @@ from cce_upgrade_watch.cce.lifecycle import (
     SHOW_UPGRADE_INFO,
     SHOW_WINDOW,
 )
+from cce_upgrade_watch.cce.models import Workflows, parse_workflow_list
 from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.lifecycle_parts import (
@@ -30,6 +31,7 @@ from cce_upgrade_watch.lifecycle_parts import (
     PartFailed,
     PartNotOffered,
 )
+from cce_upgrade_watch.lifecycle_state import LifecycleSchedule
 from cce_upgrade_watch.pollloop import PollLoop, Services
 from cce_upgrade_watch.reconcile import reconcile
 from cce_upgrade_watch.simulator.lifecycle import FAILED_FINDINGS
@@ -291,3 +293,44 @@ async def test_lifecycle_events_come_before_their_status_and_once_after_a_failed
     assert world.writer.status["preCheck"]["taskID"] == "pc-1"
     await world.loop.poll_once()
     assert [str(e.reason) for e in world.events.created].count("PreCheckFailed") == 1
+
+
+async def test_an_unchanged_answer_skips_the_schedule_until_a_part_falls_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As the real client: the same answer comes back as the same workflow objects.
+    world = World(answers={"items": []}, pollInterval="1h", activePollInterval="1h")
+    same = parse_workflow_list(RUNNING)
+
+    async def unchanged(project_id: str, cluster_id: str, **kw: Any) -> Workflows:
+        world.cce.calls.append(kw["auth"])
+        return Workflows(same.items, same.dropped)
+
+    monkeypatch.setattr(world.cce, "list_upgrade_workflows", unchanged)
+    checks: list[datetime] = []
+    real_due = LifecycleSchedule.due
+
+    def counted(self: LifecycleSchedule, *args: Any) -> Any:
+        checks.append(args[-1])
+        return real_due(self, *args)
+
+    monkeypatch.setattr(LifecycleSchedule, "due", counted)
+    await world.loop.poll_once()
+    assert world.asked() == EVERY_PART
+    for _ in range(4):
+        world.clock.now += timedelta(minutes=1)
+        await world.loop.poll_once()
+    # The second poll finds nothing due; the next three do not ask again.
+    assert len(checks) == 2
+    assert world.asked() == []
+    # Once the plans fall due by time, the schedule is asked, and so are they.
+    world.clock.now = T0 + DEFAULT_PLAN_INTERVAL
+    await world.loop.poll_once()
+    assert len(checks) == 3
+    assert world.asked() == [LIST_PLANS]
+    # A new answer (other objects) is always checked: it may trigger a part.
+    same = parse_workflow_list(with_precheck("Success"))
+    world.clock.now += timedelta(minutes=1)
+    await world.loop.poll_once()
+    assert len(checks) == 4
+    assert world.asked() == [SHOW_PRECHECK]
