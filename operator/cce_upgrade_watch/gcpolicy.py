@@ -24,6 +24,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -40,13 +41,26 @@ logger = logging.getLogger(__name__)
 REFREEZE_INTERVAL = 3600.0
 
 
+#: Whether the process is settled enough to freeze (see `freeze_after_full_collections`).
+_settled: Callable[[], bool] = lambda: True  # noqa: E731
+
+
 def _freeze_after_full(phase: str, info: dict[str, Any]) -> None:
-    if phase == "stop" and info.get("generation") == 2:
+    if phase == "stop" and info.get("generation") == 2 and _settled():
         gc.freeze()
 
 
-def freeze_after_full_collections() -> None:
-    """From now on, freeze what every full collection leaves alive (idempotent)."""
+def freeze_after_full_collections(settled: Callable[[], bool] | None = None) -> None:
+    """From now on, freeze what every full collection leaves alive (idempotent),
+    while `settled()` says so.
+
+    During a burst (start-up, thousands of new objects) much of what is alive at
+    a full pass is work in flight: a frozen cycle of it would stay until the
+    hourly collection, and at N=10,000 that raised the peak RSS by 15-30 MiB.
+    So the operator freezes only once no watch was added for a minute.
+    """
+    global _settled
+    _settled = settled or (lambda: True)
     if _freeze_after_full not in gc.callbacks:
         gc.callbacks.append(_freeze_after_full)
 

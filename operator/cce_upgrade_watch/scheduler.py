@@ -98,6 +98,7 @@ class Scheduler:
     _poke: asyncio.Event = field(default_factory=asyncio.Event)
     _timer_at: float = math.inf  # when the timer task wakes next
     _timer: asyncio.Task[None] | None = None
+    _last_added: float = -math.inf  # `clock()` when a watch was last added
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -108,6 +109,11 @@ class Scheduler:
     @property
     def in_flight(self) -> int:
         return len(self._polls)
+
+    def settled(self, seconds: float) -> bool:
+        """No watch was added in the last `seconds` (a start-up or a burst of new
+        objects is over)."""
+        return self.clock() - self._last_added >= seconds
 
     def next_due(self, uid: str) -> float | None:
         """When the watch's next poll falls due; None: none is scheduled (unknown,
@@ -129,6 +135,7 @@ class Scheduler:
             return
         watch = _Watch(uid, target, tenant)
         self._watches[uid] = watch
+        self._last_added = self.clock()
         self._tenant_watches[tenant] += 1
         delay = target.start()
         if delay <= 0:

@@ -269,6 +269,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Full garbage collections freeze what they leave alive only once no watch was
+#: added for this long (gcpolicy.py): not in the middle of a start-up's burst.
+SETTLED_SECONDS = 60.0
+
 #: Loggers that never go below INFO, whatever `-v` says: older `kubernetes`
 #: releases log every response body at DEBUG in `kubernetes.client.rest` (Secret
 #: data included), and urllib3 logs request lines with their URLs.
@@ -363,8 +367,15 @@ def execute(args: argparse.Namespace) -> int:
     )
     del handlers  # imported for its registrations
 
+    memo = kopf.Memo(config=config, metrics=metrics)
+
     async def operate() -> None:
-        gcpolicy.freeze_after_full_collections()
+        gcpolicy.freeze_after_full_collections(
+            lambda: (
+                (scheduler := memo.get("scheduler")) is not None
+                and scheduler.settled(SETTLED_SECONDS)
+            )
+        )
         refreeze = asyncio.create_task(gcpolicy.collect_frozen_every(), name="gc")
         runner = (
             None
@@ -380,7 +391,7 @@ def execute(args: argparse.Namespace) -> int:
                 peering_name=args.peering,
                 priority=args.priority,
                 settings=settings,
-                memo=kopf.Memo(config=config, metrics=metrics),
+                memo=memo,
             )
         finally:
             refreeze.cancel()

@@ -63,3 +63,16 @@ def test_a_frozen_cycle_waits_for_collect_frozen(freezing: None) -> None:
 def test_without_the_policy_nothing_is_frozen() -> None:
     gc.collect()
     assert gc.get_freeze_count() == 0
+
+
+def test_nothing_is_frozen_while_not_settled() -> None:
+    settled = False
+    gcpolicy.freeze_after_full_collections(lambda: settled)
+    try:
+        gc.collect()
+        assert gc.get_freeze_count() == 0  # a burst of new watches: no freezing
+        settled = True
+        gc.collect()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gcpolicy.stop_freezing()

@@ -360,3 +360,15 @@ async def test_the_timer_serves_a_wake_up_at_once(wakes: int) -> None:
     finally:
         await scheduler.stop()
     assert len(target.starts) == 2
+
+
+async def test_settled_once_no_watch_was_added_for_a_while() -> None:
+    clock = Clock()
+    scheduler = Scheduler(clock=clock)
+    assert scheduler.settled(60)  # nothing was ever added
+    scheduler.add("a", Target(clock, delay=5.0))
+    assert not scheduler.settled(60)
+    clock.now += 59
+    assert not scheduler.settled(60)
+    clock.now += 1
+    assert scheduler.settled(60)
