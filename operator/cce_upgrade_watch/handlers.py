@@ -26,7 +26,6 @@ from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.identities import Identities, ambient_provider
-from cce_upgrade_watch.kept_body import kept_body
 from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_client_config
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
@@ -222,8 +221,7 @@ async def follow_watch_events(
     ADDED, or any other of a uid not seen yet) hands it to the scheduler; later
     ones wake it early on a spec change or poll-now (`PollLoop.notice`); DELETED,
     or a deletion under way, removes it. No daemon, so kopf needs no finalizer,
-    keeps no task and no body per object (docs/PERFORMANCE.md); the loop keeps a
-    compact copy of the newest body (`kept_body`).
+    keeps no task and no body per object (docs/PERFORMANCE.md).
 
     A coroutine, so it runs on the event loop: a plain function would be sent to
     kopf's thread pool for every watch event of every object (a thread hop each),
@@ -232,6 +230,7 @@ async def follow_watch_events(
     loops: dict[str, PollLoop] | None = memo.get("loops")
     if loops is None:  # start-up did not finish
         return
+    forget_managed_fields(body)
     meta = body.get("metadata") or {}
     paused = memo.get("paused")
     if (
@@ -245,7 +244,7 @@ async def follow_watch_events(
         return
     loop = loops.get(uid)
     if loop is not None:
-        loop.notice(kept_body(body))
+        loop.notice(body)
         return
     scheduler: Scheduler = memo.scheduler
     kube: KubeApi = memo.kube
@@ -258,7 +257,7 @@ async def follow_watch_events(
         # queued with kopf.event, which posts later and may lose it): events.py.
         await kube.create_event(involved, event)
 
-    loop = PollLoop(kept_body(body), memo.services, post_event, wake=lambda: scheduler.wake(uid))
+    loop = PollLoop(body, memo.services, post_event, wake=lambda: scheduler.wake(uid))
     loops[uid] = loop
     scheduler.add(uid, loop, tenant=loop.namespace)
 
@@ -311,3 +310,17 @@ class QuietWakeups(logging.Filter):
         return record.levelno > logging.INFO or not str(record.msg).startswith(
             "Handler 'follow_watch_events'"
         )
+
+
+def forget_managed_fields(body: kopf.Body) -> None:
+    """Drop `metadata.managedFields` from a watch event's body.
+
+    The poll loop keeps the newest body of its object for as long as it exists
+    (`PollLoop.notice`). Server-side apply's field ownership is read by nothing
+    here or in kopf, yet as Python objects it is about a third of a body: 6-10 KB
+    per watch (docs/PERFORMANCE.md). `body["metadata"]` is kopf's parsed dict of
+    the event, so this frees it for good.
+    """
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
