@@ -26,6 +26,7 @@ from cce_upgrade_watch.config import OperatorConfig
 from cce_upgrade_watch.credentials import CredentialsCache
 from cce_upgrade_watch.events import Event
 from cce_upgrade_watch.identities import Identities, ambient_provider
+from cce_upgrade_watch.kopf_storage import NoDiffBase, only_event_handlers
 from cce_upgrade_watch.kubeapi import KILL_AFTER_EVENTS_ENV, KubeApi, load_client_config
 from cce_upgrade_watch.metrics import OperatorMetrics
 from cce_upgrade_watch.pollloop import PollLoop, Services
@@ -61,8 +62,11 @@ async def start_services(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: 
     # under our prefix, never into `.status`, which belongs to the CRD's contract.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=KOPF_PREFIX, key="last-handled-configuration"
+    settings.persistence.diffbase_storage = (
+        # Nothing reads kopf's diff base without change handlers: skip building it.
+        NoDiffBase()
+        if only_event_handlers(kopf.get_default_registry())
+        else kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX, key="last-handled-configuration")
     )
     # A dead watch connection is noticed within minutes, not hours.
     settings.watching.server_timeout = 300

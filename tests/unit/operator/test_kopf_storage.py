@@ -1,0 +1,56 @@
+"""kopf_storage.py: kopf builds no diff base for an operator of watch events only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+import cce_upgrade_watch.handlers  # noqa: F401 (registers the operator's handlers)
+from cce_upgrade_watch.kopf_storage import NoDiffBase, only_event_handlers
+from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
+
+
+def big_body() -> kopf.Body:
+    return kopf.Body(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CceUpgradeWatch",
+            "metadata": {"name": "w", "namespace": "ns", "uid": "u", "labels": {"a": "b"}},
+            "spec": {"clusterId": "c"},
+            "status": {"points": [{"task": str(i), "status": "Init"} for i in range(100)]},
+        }
+    )
+
+
+def test_the_operators_registry_has_only_event_handlers() -> None:
+    # If a change handler or a daemon is ever added, start-up keeps kopf's own
+    # diff base (handlers.start_services); this says when that happens.
+    assert only_event_handlers(kopf.get_default_registry())
+
+
+def test_a_change_handler_or_a_daemon_needs_the_diff_base() -> None:
+    def noop(**_: Any) -> None:
+        return None
+
+    with_create = kopf.OperatorRegistry()
+    kopf.on.create(GROUP, VERSION, PLURAL, registry=with_create)(noop)
+    with_daemon = kopf.OperatorRegistry()
+    kopf.daemon(GROUP, VERSION, PLURAL, registry=with_daemon)(noop)
+    with_event = kopf.OperatorRegistry()
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=with_event)(noop)
+
+    assert not only_event_handlers(with_create)
+    assert not only_event_handlers(with_daemon)
+    assert only_event_handlers(with_event)
+
+
+def test_the_diff_base_is_empty_and_never_stored() -> None:
+    storage = NoDiffBase()
+    body = big_body()
+    patch = kopf.Patch()
+
+    assert storage.build(body=body) == {}
+    assert storage.fetch(body=body) is None
+    storage.store(body=body, patch=patch, essence=kopf.BodyEssence(spec={"x": 1}))
+    assert not patch  # nothing written to the object
