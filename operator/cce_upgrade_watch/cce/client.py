@@ -1,13 +1,14 @@
 """`CceClient`: the one HTTP client the whole process uses to call CCE.
 
 Create it once (at operator startup) and share it: it owns a single connection
-pool (aiohttp's, see `senders.py`; requests, answers and auth are httpx's
-types), so connections are kept alive across every watched cluster of the same
-region, and one set of slots bounds the requests in flight for all callers
-together, shared fairly between tenants (`slots.FairSlots`: a caller names its
-tenant, the watch's namespace, and no tenant holds more than half the slots
-while another is active). Credentials and endpoint are per call, because every
-watched object has its own.
+pool (`http11.Http11Sender`, or aiohttp's for a proxied host, see `senders.py`;
+requests, answers and auth are httpx's types), so connections are kept alive
+across every watched cluster of the same region, and one set of slots bounds
+the requests in flight for all callers together, shared fairly between
+tenants (`slots.FairSlots`: a caller names its tenant, the watch's namespace,
+and no tenant holds more than half the slots while another is active).
+Credentials and endpoint are per call, because every watched object has its
+own.
 
 Nothing a server sends can exhaust the process: each attempt has an overall
 deadline (a server that drips a byte every few seconds never resets it), and
@@ -63,9 +64,9 @@ from cce_upgrade_watch.cce.errors import (
     WorkflowParseError,
     one_line,
 )
+from cce_upgrade_watch.cce.http11 import Http11Sender
 from cce_upgrade_watch.cce.models import UpgradeWorkflow, Workflows, parse_workflow_list
 from cce_upgrade_watch.cce.senders import (
-    AiohttpSender,
     AnswerTooLarge,
     ConnectionFailed,
     HttpxSender,
@@ -179,7 +180,7 @@ class CceClient:
             raise ValueError("deadline must be positive")
         # As many connections as requests may be in flight, all kept alive.
         self._sender: Sender = (
-            AiohttpSender(timeout, max_in_flight, max_response_bytes)
+            Http11Sender(timeout, max_in_flight, max_response_bytes)
             if transport is None
             else HttpxSender(transport, timeout, max_in_flight, max_response_bytes)
         )

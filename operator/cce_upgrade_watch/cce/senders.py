@@ -2,12 +2,15 @@
 
 httpx stays the request model: `httpx.Request`, `httpx.Response` and `httpx.Auth`
 (the signer works on an `httpx.Request`), so signing, parsing and errors do not
-depend on what sends. The sender is aiohttp (which kopf brings anyway): sending a
-small GET and reading its answer costs about 0.35 ms of CPU with aiohttp against
-1.7 ms with httpx's own transport at one request in flight, and 4 ms at 32 in
-flight (httpcore's pool scans every connection, with a `select` call each, on
-every request). For an operator polling thousands of clusters that is most of
-its CPU (see docs/PERFORMANCE.md).
+depend on what sends. `CceClient` sends with `http11.Http11Sender` (HTTP/1.1
+straight on asyncio, about half the CPU of aiohttp per poll), which hands a
+request for a proxied host to `AiohttpSender` here. aiohttp (which kopf brings
+anyway) also sends the keyless-credential calls and `check`'s: a small GET and
+its answer cost about 0.35 ms of CPU with it against 1.7 ms with httpx's own
+transport at one request in flight, and 4 ms at 32 in flight (httpcore's pool
+scans every connection, with a `select` call each, on every request). For an
+operator polling thousands of clusters that is most of its CPU (see
+docs/PERFORMANCE.md).
 
 `HttpxSender` keeps httpx's transport for a caller that passes its own
 (`CceClient(transport=...)`: tests, special networking).
@@ -56,6 +59,9 @@ __all__ = [
     "NoAnswerInTime",
     "Sender",
     "Undecodable",
+    "decoded_response",
+    "proxy_for",
+    "ssl_context",
 ]
 
 #: Content codings both ends understand (decoded by `bodies.BoundedBody`).
@@ -91,7 +97,7 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _ssl_context() -> ssl.SSLContext:
+def ssl_context() -> ssl.SSLContext:
     """The trust httpx would use: $SSL_CERT_FILE / $SSL_CERT_DIR, else certifi's CAs."""
     cafile = os.environ.get("SSL_CERT_FILE")
     capath = os.environ.get("SSL_CERT_DIR")
@@ -103,7 +109,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 @functools.lru_cache(maxsize=256)
-def _proxy_for(scheme: str, host: str) -> str | None:
+def proxy_for(scheme: str, host: str) -> str | None:
     """The proxy the environment names for this scheme and host (HTTPS_PROXY,
     HTTP_PROXY, ALL_PROXY, NO_PROXY, as httpx honours them), or None."""
     proxies = urllib.request.getproxies_environment()
@@ -138,7 +144,7 @@ class AiohttpSender:
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=_ssl_context())
+        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=ssl_context())
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
@@ -146,7 +152,7 @@ class AiohttpSender:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             # aiohttp's own `trust_env` looks up .netrc and the proxy variables in a
-            # thread on every request; `_proxy_for` reads the variables once per host.
+            # thread on every request; `proxy_for` reads the variables once per host.
             trust_env=False,
         )
         # aiohttp resends an idempotent request once, at once, when the connection
@@ -170,7 +176,7 @@ class AiohttpSender:
                 headers=headers,
                 data=request.content or None,
                 allow_redirects=False,
-                proxy=_proxy_for(request.url.scheme, request.url.host),
+                proxy=proxy_for(request.url.scheme, request.url.host),
             ) as answer:
                 try:
                     length = answer.content_length
@@ -196,7 +202,7 @@ class AiohttpSender:
             raise NoAnswerInTime(type(exc).__name__) from None
         except aiohttp.ClientError as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc}", _kind_of(exc)) from None
-        return _decoded_response(status, raw_headers, content, request)
+        return decoded_response(status, raw_headers, content, request)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -248,13 +254,13 @@ class HttpxSender:
             raise NoAnswerInTime(type(exc).__name__) from None
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc}", _kind_of(exc)) from None
-        return _decoded_response(answer.status_code, answer.headers.raw, content, request)
+        return decoded_response(answer.status_code, answer.headers.raw, content, request)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
-def _decoded_response(
+def decoded_response(
     status: int,
     headers: Sequence[tuple[bytes, bytes]],
     content: bytes,

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from cce_upgrade_watch.simulator import DEMO_CLUSTER_ID, DEMO_PROJECT_ID
+from tests.support.tls import self_signed
 
 STARTUP_TIMEOUT = 60.0
 PROJECT = "fedcba9876543210fedcba9876543210"
@@ -112,13 +113,7 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
 
 def test_serves_https_with_the_given_certificate(tmp_path: Path) -> None:
     """--tls-cert/--tls-key: for an operator outside loopback (a Pod on the test node)."""
-    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    key, cert = self_signed(tmp_path, "localhost")
     process = simulate("--tls-cert", str(cert), "--tls-key", str(key))
     try:
         line = first_line(process, STARTUP_TIMEOUT)
