@@ -180,6 +180,40 @@ class _QuietLifecycle:
 class PollLoop:
     """One object's polls, run by the scheduler; `notice(body)` for each watch event."""
 
+    # Slots: one per watch, so its ~30 fields in a dict were ~1.5 KiB each (tracemalloc).
+    __slots__ = (
+        "_base_is_ours",
+        "_body",
+        "_clock",
+        "_deferred_poll_now",
+        "_force_credentials_refresh",
+        "_last_forced_poll",
+        "_last_seen",
+        "_last_seen_interval",
+        "_lifecycle",
+        "_lifecycle_quiet",
+        "_lifecycle_seed",
+        "_noticed_version",
+        "_poll_started_at",
+        "_post_event",
+        "_refresh_lifecycle",
+        "_retry_after",
+        "_seen_generation",
+        "_seen_poll_now",
+        "_services",
+        "_spec",
+        "_stored_status",
+        "_unconfirmed",
+        "_wake",
+        "_wakeup_at",
+        "_wall_clock",
+        "_written_version",
+        "_written_version_seen",
+        "added_at",
+        "name",
+        "namespace",
+    )
+
     def __init__(
         self,
         body: Mapping[str, Any],
@@ -190,7 +224,7 @@ class PollLoop:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         wake: Callable[[], None] = lambda: None,
     ) -> None:
-        self._body = body  # the newest version the watch delivered (see `notice`)
+        self._body = _kept(body)  # the newest version the watch delivered (see `notice`)
         self._services = services
         self._post_event = post_event
         self._clock = clock
@@ -247,7 +281,7 @@ class PollLoop:
         the next diff (someone else edited it: the next poll corrects it); ignore
         everything else (our own status writes)."""
         meta = body.get("metadata", {})
-        self._body = body
+        self._body = _kept(body)
         self._adopt_newer_status(body)
         if meta.get("generation") != self._seen_generation:
             self._wake()
@@ -674,6 +708,22 @@ def _as_key_credentials(secret: str, credentials: CloudCredentials) -> KeyCreden
     return KeyCredentials(
         credentials.access_key, credentials.secret_key, credentials.security_token
     )
+
+
+def _kept(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a loop keeps of a body: the metadata it reads (generation,
+    resourceVersion, the poll-now annotation), the spec and the status. Not a copy:
+    the spec and status are the watch event's own objects, and the rest of the
+    body (managedFields above all, ~5 KiB of Python objects per watch) is let go."""
+    meta = body.get("metadata") or {}
+    kept_meta: dict[str, Any] = {
+        "generation": meta.get("generation"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    poll_now = _poll_now(meta)
+    if poll_now is not None:
+        kept_meta["annotations"] = {POLL_NOW_ANNOTATION: poll_now}
+    return {"metadata": kept_meta, "spec": body.get("spec"), "status": body.get("status")}
 
 
 def _poll_now(meta: Mapping[str, Any]) -> str | None:

@@ -291,6 +291,7 @@ async def test_a_field_someone_else_set_beside_our_write_is_corrected() -> None:
     await loop.poll_once()
     writer.status["currentTask"] = "Forged"  # someone else's write, not yet seen
     obj["metadata"]["generation"] = 2  # our next write touches other fields only
+    loop.notice(obj)  # the spec change, as the watch delivers it
     await loop.poll_once()
     assert "currentTask" not in writer.patches[-1]
     assert writer.status["currentTask"] == "Forged"

@@ -248,7 +248,9 @@ class PollLoopMachine(RuleBasedStateMachine):
     def _run_one_poll(self) -> float:
         """The scheduler takes the loop (from the stored status, as after a restart)
         and runs one poll at once: returns how long until the next one is due."""
-        self.body["status"] = dict(self.api.status)  # as kopf's watch delivers it
+        # The stored status, as kopf's watch delivers it: a new body.
+        self.body = {**self.body, "status": dict(self.api.status)}
+        self.loop.notice(self.body)
         scheduler = Scheduler(clock=lambda: self.cce.clock)
 
         async def one_poll() -> float:
