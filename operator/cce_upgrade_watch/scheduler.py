@@ -19,8 +19,12 @@ Timing, as each watch's own loop had it:
 - `add` spreads the first polls over the target's initial delay (after a
   restart); a delay of 0 polls at once.
 
-At most one poll per watch runs at a time, and at most `max_in_flight` in all;
-due polls waiting for a free place start in turns by tenant (namespace), and
+At most one poll per watch runs at a time, and at most `max_in_flight` in all.
+Polls due on a tick take a free place before woken ones (a new watch, a wake-up):
+a burst of thousands of new objects, whose first polls wait on the API server
+for their status writes, would otherwise hold back every due poll behind it by
+seconds (the poll-interval drift, docs/PERFORMANCE.md change 22). Within each
+kind, due polls waiting for a free place start in turns by tenant (namespace), and
 while more than one tenant has watches none holds more than half the places, so
 a namespace with many due (or hanging) polls cannot hold back another's: the CCE
 client then shares its request slots between the polls in flight by the same
@@ -91,7 +95,10 @@ class Scheduler:
     # skipped when it comes up (a wake-up or a removal does not search the heap).
     _heap: list[tuple[float, int, str]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
-    _ready: dict[str, deque[_Watch]] = field(default_factory=dict)  # by tenant, in turn
+    # Watches waiting for a place, by tenant, in turn: those due on a tick, and
+    # those woken (new, or woken up), which start only when no due one waits.
+    _ready: dict[str, deque[_Watch]] = field(default_factory=dict)
+    _ready_woken: dict[str, deque[_Watch]] = field(default_factory=dict)
     _tenant_watches: Counter[str] = field(default_factory=Counter)
     _tenant_polls: Counter[str] = field(default_factory=Counter)  # in flight
     _polls: set[asyncio.Task[None]] = field(default_factory=set)
@@ -182,9 +189,10 @@ class Scheduler:
     def _make_ready(self, watch: _Watch, tick: float | None) -> None:
         watch.ready = True
         watch.tick = tick
-        queue = self._ready.get(watch.tenant)
+        ready = self._ready if tick is not None else self._ready_woken
+        queue = ready.get(watch.tenant)
         if queue is None:
-            self._ready[watch.tenant] = deque((watch,))
+            ready[watch.tenant] = deque((watch,))
         else:
             queue.append(watch)
 
@@ -207,21 +215,28 @@ class Scheduler:
         share = self.max_in_flight
         if len(self._tenant_watches) > 1:
             share = max(1, share // 2)
+        self._start_in_turns(self._ready, share)
+        # What places are left (due polls still waiting are over their tenant's share).
+        self._start_in_turns(self._ready_woken, share)
+        return heap[0][0] if heap else math.inf
+
+    def _start_in_turns(self, ready: dict[str, deque[_Watch]], share: int) -> None:
+        """Start watches of `ready` while places are free, a tenant at a time, none
+        beyond its `share` of the places."""
         passed = 0  # tenants in a row that had their share already
-        while self._ready and len(self._polls) < self.max_in_flight and passed < len(self._ready):
-            tenant = next(iter(self._ready))
-            queue = self._ready.pop(tenant)
+        while ready and len(self._polls) < self.max_in_flight and passed < len(ready):
+            tenant = next(iter(ready))
+            queue = ready.pop(tenant)
             if self._tenant_polls[tenant] >= share:
-                self._ready[tenant] = queue  # waits for one of its own polls to end
+                ready[tenant] = queue  # waits for one of its own polls to end
                 passed += 1
                 continue
             passed = 0
             watch = queue.popleft()
             if queue:
-                self._ready[tenant] = queue  # to the end of the line: the next tenant's turn
+                ready[tenant] = queue  # to the end of the line: the next tenant's turn
             if watch.ready and not watch.removed:
                 self._start(watch)
-        return heap[0][0] if heap else math.inf
 
     def _start(self, watch: _Watch) -> None:
         watch.ready = False
@@ -235,7 +250,7 @@ class Scheduler:
 
     def _poll_done(self, task: asyncio.Task[None]) -> None:
         self._polls.discard(task)
-        if self._ready:
+        if self._ready or self._ready_woken:
             self._poke.set()  # a place is free for a due poll
 
     async def _poll(self, watch: _Watch, started: float) -> None:

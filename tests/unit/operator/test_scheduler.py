@@ -372,3 +372,36 @@ async def test_settled_once_no_watch_was_added_for_a_while() -> None:
     assert not scheduler.settled(60)
     clock.now += 1
     assert scheduler.settled(60)
+
+
+async def test_a_due_poll_takes_the_next_free_place_before_woken_ones() -> None:
+    # A burst of new watches (woken: polled at once), each waiting on the API
+    # server, must not hold back a poll due on its tick behind all of them.
+    clock = Clock(100.0)
+    scheduler = Scheduler(max_in_flight=2, clock=clock)
+    new = [Target(clock) for _ in range(4)]
+    for index, target in enumerate(new):
+        target.hold()
+        scheduler.add(f"new{index}", target, tenant="a")
+    due = Target(clock, delay=5.0)
+    scheduler.add("due", due, tenant="a")
+    scheduler.start_due()
+    await until(lambda: scheduler.in_flight == 2)
+    clock.now = 105.0
+    scheduler.start_due()  # due now, but no place is free
+    assert due.starts == []
+    new[0].release()
+    await until(lambda: scheduler.in_flight == 1)
+    scheduler.start_due()
+    await until(lambda: due.ends == 1)
+    assert [len(t.starts) for t in new] == [1, 1, 0, 0]  # the woken ones wait their turn
+    for target in new:
+        if target._gate is not None:
+            target.release()
+
+    def all_polled() -> bool:
+        scheduler.start_due()  # as the timer does when a place frees
+        return all(t.ends == 1 for t in new)
+
+    await until(all_polled)
+    await scheduler.join()
