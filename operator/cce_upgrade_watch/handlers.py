@@ -208,7 +208,7 @@ async def stop_services(memo: kopf.Memo, **_: Any) -> None:
             await services.identities.http.aclose()
     kube: KubeApi | None = memo.get("kube")
     if kube is not None:
-        await kube.aclose()
+        kube.close()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -2,16 +2,16 @@
 Event, patch status.
 
 The poll loops run outside kopf's handlers (`scheduler.py`), so they write
-their status themselves. The two writes made per object (status patch, Event)
-go over aiohttp on the event loop (`kubewrites.py`); the rarer calls use the
-official client, which is synchronous: they run in a small thread pool of their
-own so a slow API server cannot starve the event loop's default executor.
+their status themselves. The official client is synchronous; its
+calls run in a small thread pool of their own so a slow API server cannot
+starve the event loop's default executor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -25,7 +25,6 @@ import kubernetes
 from cce_upgrade_watch.cce.identity import IdentityExchangeFailed
 from cce_upgrade_watch.credentials import CredentialsNotFound, SecretUnreadable, check_secret_type
 from cce_upgrade_watch.events import Event, event_name
-from cce_upgrade_watch.kubewrites import KubeWriter, WriteAnswer
 from cce_upgrade_watch.pollloop import RESOURCE_VERSION_KEY, StatusRejected
 from cce_upgrade_watch.resource import GROUP, KIND, PLURAL, VERSION
 
@@ -41,9 +40,6 @@ KILL_AFTER_EVENTS_ENV = "CCE_UPGRADE_WATCH_TEST_KILL_AFTER_EVENTS"
 # the API server finds invalid): logged and skipped, so they never block the
 # status. 409 AlreadyExists means delivered.
 _EVENT_UNDELIVERABLE = frozenset({400, 403, 404, 422})
-#: Who `managedFields` says wrote the status (the official client's default
-#: names the code generator, "OpenAPI-Generator").
-FIELD_MANAGER = "cce-upgrade-watch"
 
 
 def load_client_config() -> kubernetes.client.Configuration:
@@ -71,7 +67,6 @@ class KubeApi:
         self._core = kubernetes.client.CoreV1Api(self._client)
         self._custom = kubernetes.client.CustomObjectsApi(self._client)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubeapi")
-        self._writer = KubeWriter(configuration, lambda call: self._run(call))
         self.status_patches = 0  # writes made, for tests and benchmarks
         self._component = reporting_component
         self._instance = reporting_instance or os.environ.get("HOSTNAME", "") or "unknown"
@@ -188,18 +183,20 @@ class KubeApi:
             "eventTime": now,
             "count": 1,
         }
-        answer = await self._writer.post(f"/api/v1/namespaces/{namespace}/events", body)
-        if answer.status in _EVENT_UNDELIVERABLE:
-            logger.warning(
-                "dropped the %s Event of %s/%s: the API server answered %s %s",
-                event.reason,
-                namespace,
-                meta.get("name"),
-                answer.status,
-                answer.reason,
-            )
-        elif answer.status >= 300 and answer.status != 409:
-            raise KubeApiRefused(f"Event create: {_refusal(answer)}")
+        try:
+            await self._run(self._core.create_namespaced_event, namespace, body)
+        except kubernetes.client.ApiException as exc:
+            if exc.status in _EVENT_UNDELIVERABLE:
+                logger.warning(
+                    "dropped the %s Event of %s/%s: the API server answered %s %s",
+                    event.reason,
+                    namespace,
+                    meta.get("name"),
+                    exc.status,
+                    exc.reason,
+                )
+            elif exc.status != 409:
+                raise
         self._event_calls += 1
         if self._kill_after_events is not None and self._event_calls >= self._kill_after_events:
             logger.warning("%s reached: killing the operator (test only)", KILL_AFTER_EVENTS_ENV)
@@ -236,47 +233,39 @@ class KubeApi:
         resourceVersion under `RESOURCE_VERSION_KEY`), or None if the object is
         gone. Raises `StatusRejected` when the API server refuses the content."""
         self.status_patches += 1
-        answer = await self._writer.patch_merge(
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-            f"?fieldManager={FIELD_MANAGER}",
-            {"status": dict(status_patch)},
-        )
-        if answer.status == 404:
-            return None
-        if answer.status in (413, 422):
-            raise StatusRejected(_refusal(answer))
-        if answer.status >= 300:
-            raise KubeApiRefused(f"status patch: {_refusal(answer)}")
         try:
-            result = answer.json()
-        except ValueError:
-            raise KubeApiRefused("status patch: the answer was not JSON") from None
+            result = await self._run(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status_patch)},
+            )
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status in (413, 422):
+                raise StatusRejected(_rejection(exc)) from None
+            raise
         status: dict[str, Any] = dict(result.get("status") or {})
         version = (result.get("metadata") or {}).get("resourceVersion")
         if version is not None:
             status[RESOURCE_VERSION_KEY] = version
         return status
 
-    async def aclose(self) -> None:
-        await self._writer.aclose()
-        self.close()
-
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._client.close()  # type: ignore[no-untyped-call]
 
 
-class KubeApiRefused(Exception):
-    """The API server answered a write with an error a later retry may fix (5xx,
-    429, 409 Conflict...). The message has the code and the API server's reason."""
-
-
-def _refusal(answer: WriteAnswer) -> str:
+def _rejection(exc: kubernetes.client.ApiException) -> str:
     """`HTTP 422: <the Status message>`, short: the message may quote the status."""
-    message = answer.reason
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        message = str(answer.json().get("message") or message)
+    message = str(exc.reason or "")
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(exc.body or "{}").get("message") or message
     message = " ".join(message.split())
     if len(message) > 300:
         message = message[:297] + "..."
-    return f"HTTP {answer.status}: {message}"
+    return f"HTTP {exc.status}: {message}"
