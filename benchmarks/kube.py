@@ -4,8 +4,8 @@ The benchmark needs only a few calls: create objects, stream watch events and re
 kube-apiserver's `/metrics`. Its CPU shares the machine with the operator under
 test, inside the convergence window too, so it uses aiohttp: at N=10,000 httpx
 (httpcore's connection pool and anyio stream checks on every request) cost the
-benchmark ~3.4 ms of CPU per create, about 35 CPU s of a ~140 s window
-(docs/PERFORMANCE.md, "The benchmark's own CPU").
+benchmark ~3.4 ms of CPU per create, 38-43 CPU s of a 140-170 s window
+(docs/PERFORMANCE.md, "Where the two cores go while 10,000 watches converge").
 """
 
 from __future__ import annotations
