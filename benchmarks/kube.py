@@ -33,7 +33,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=30.0)
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: Mapping[str, str]
+    retry_after: str | None  # the header, read case-insensitively from the answer
     body: bytes
 
     @property
@@ -71,13 +71,14 @@ class KubeHttp:
     async def _request(self, method: str, path: str, **kwargs: Any) -> Answer:
         """One request, sent again while the API server answers 429 (its priority
         and fairness limits, busy just after start) or 503, as its Retry-After says."""
-        answer = Answer(0, {}, b"")
+        answer = Answer(0, None, b"")
         for _ in range(RETRIES):
             async with self._http.request(method, self._base + path, **kwargs) as response:
-                answer = Answer(response.status, dict(response.headers), await response.read())
+                retry_after = response.headers.get("Retry-After")
+                answer = Answer(response.status, retry_after, await response.read())
             if answer.status not in (429, 503):
                 return answer
-            delay = float(answer.headers.get("Retry-After") or 1)
+            delay = float(answer.retry_after or 1)
             await asyncio.sleep(min(delay, 10.0))
         return answer
 
