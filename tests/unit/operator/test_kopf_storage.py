@@ -54,3 +54,51 @@ def test_the_diff_base_is_empty_and_never_stored() -> None:
     assert storage.fetch(body=body) is None
     storage.store(body=body, patch=patch, essence=kopf.BodyEssence(spec={"x": 1}))
     assert not patch  # nothing written to the object
+
+
+def test_kopf_lets_go_of_an_objects_last_event_soon_after_it() -> None:
+    """kopf's worker for an object holds the object's last event (its whole body)
+    while it waits for the next one: 5 s by kopf's default. With the operator's
+    settings it ends, and lets the body go, within about 0.5 s."""
+    import asyncio
+    import weakref
+
+    from kopf._core.reactor import queueing
+
+    from cce_upgrade_watch.handlers import KOPF_WORKER_IDLE_SECONDS, shorten_idle_workers
+
+    settings = kopf.OperatorSettings()
+    shorten_idle_workers(settings)
+    assert settings.queueing.idle_timeout == KOPF_WORKER_IDLE_SECONDS <= 1.0
+
+    class Body(dict[str, Any]):
+        pass  # a dict that can be weakly referenced
+
+    async def scenario() -> bool:
+        processed = asyncio.Event()
+
+        async def processor(**_: Any) -> None:
+            processed.set()
+
+        key: Any = ("resource", "u1")
+        backlog: asyncio.Queue[Any] = asyncio.Queue()
+        streams: dict[Any, queueing.Stream] = {key: queueing.Stream(backlog, asyncio.Event())}
+        raw = Body(type="ADDED", object={"metadata": {"uid": "u1"}})
+        gone = weakref.ref(raw)
+        await backlog.put(raw)
+        del raw
+        worker = asyncio.create_task(
+            queueing.worker(
+                signaller=asyncio.Condition(),
+                settings=settings,
+                processor=processor,
+                streams=streams,
+                key=key,
+            )
+        )
+        await asyncio.wait_for(processed.wait(), timeout=5)
+        # kopf's default would keep the worker, and the body, for 5 s more.
+        await asyncio.wait_for(worker, timeout=3)
+        return gone() is None and key not in streams
+
+    assert asyncio.run(scenario())
