@@ -1,12 +1,17 @@
-"""kopf_storage.py: kopf builds no diff base for an operator of watch events only."""
+"""kopf_storage.py: kopf builds no diff base for an operator of watch events only;
+and kopf lets go of an idle object's last event soon (handlers.shorten_idle_workers)."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 import kopf
+from kopf._core.reactor import queueing
 
 import cce_upgrade_watch.handlers  # noqa: F401 (registers the operator's handlers)
+from cce_upgrade_watch.handlers import KOPF_WORKER_IDLE_SECONDS, shorten_idle_workers
 from cce_upgrade_watch.kopf_storage import NoDiffBase, only_event_handlers
 from cce_upgrade_watch.resource import GROUP, PLURAL, VERSION
 
@@ -60,13 +65,6 @@ def test_kopf_lets_go_of_an_objects_last_event_soon_after_it() -> None:
     """kopf's worker for an object holds the object's last event (its whole body)
     while it waits for the next one: 5 s by kopf's default. With the operator's
     settings it ends, and lets the body go, within about 0.5 s."""
-    import asyncio
-    import weakref
-
-    from kopf._core.reactor import queueing
-
-    from cce_upgrade_watch.handlers import KOPF_WORKER_IDLE_SECONDS, shorten_idle_workers
-
     settings = kopf.OperatorSettings()
     shorten_idle_workers(settings)
     assert settings.queueing.idle_timeout == KOPF_WORKER_IDLE_SECONDS <= 1.0
